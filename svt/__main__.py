@@ -1,0 +1,3 @@
+from svt.cli import main
+
+raise SystemExit(main())
