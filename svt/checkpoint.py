@@ -15,15 +15,12 @@ Everything is read with ``torch.load(weights_only=True)``. Our own files hold te
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 from torch import nn
 
+from svt.io import atomic_write, save_json
 from svt.model import MultiCropWrapper, VisionTransformer, resize_spatial_pos, resize_temporal_pos
 
 _PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -205,27 +202,9 @@ def check_serialisable(obj, where: str = "checkpoint") -> None:
     raise TypeError(f"{where}: {type(obj).__name__} is not a tensor or JSON-able value")
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call write(tmp_path), then rename onto path: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | os.PathLike, obj: dict) -> None:
     check_serialisable(obj)
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def save_json(path: str | os.PathLike, obj) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
 def export_official(path: str | os.PathLike, backbone: VisionTransformer, head: nn.Module | None = None,

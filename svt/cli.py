@@ -10,6 +10,8 @@ import sys
 STAGES = {
     "info": ("svt.info", "parameters and MACs of a backbone for given view specs"),
     "convert": ("svt.info", "convert any supported checkpoint to the official flat format"),
+    "synth": ("svt.synth", "write a synthetic demo dataset in a benchmark's real format"),
+    "index": ("svt.index", "index a dataset: metadata and status of every video"),
 }
 
 

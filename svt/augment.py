@@ -1,0 +1,147 @@
+"""Spatial augmentations of a view (paper §3.2.2), vectorised over its frames.
+
+Colour jitter, grayscale, Gaussian blur, solarisation and horizontal flip with DINO's per-view probabilities
+(first global: blur 1.0; second global: blur 0.1, solarise 0.2; locals: blur 0.5). Temporally consistent (TCA,
+default): one draw of every parameter per view, applied to all its frames. Per-frame mode (Table 7, "w/o TCA"):
+an independent draw per frame; the crop stays per view and the jitter order is drawn once per view.
+Horizontal flip is off for flip-sensitive datasets (SSv2: "pushing left to right").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_GRAY = torch.tensor([0.299, 0.587, 0.114])
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    temporally_consistent: bool = True
+    flip: bool = True
+    jitter_prob: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grayscale_prob: float = 0.2
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_prob: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, local
+    solarize_prob: tuple[float, float, float] = (0.0, 0.2, 0.0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AugmentConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def sample_params(cfg: AugmentConfig, frames: int, slot: int, rng: np.random.Generator) -> dict:
+    """Parameters for one view; slot 0/1 = first/second global view, 2 = local. Arrays have one entry per
+    frame; under TCA all entries are equal."""
+    n = 1 if cfg.temporally_consistent else frames
+
+    def draw(p):
+        return rng.uniform(size=n) < p
+
+    def factor(v):
+        return rng.uniform(max(0.0, 1 - v), 1 + v, size=n)
+
+    p = {
+        "flip": draw(0.5) if cfg.flip else np.zeros(n, bool),
+        "jitter": draw(cfg.jitter_prob),
+        "brightness": factor(cfg.brightness),
+        "contrast": factor(cfg.contrast),
+        "saturation": factor(cfg.saturation),
+        "hue": rng.uniform(-cfg.hue, cfg.hue, size=n),
+        "order": rng.permutation(4),
+        "gray": draw(cfg.grayscale_prob),
+        "blur": draw(cfg.blur_prob[slot]),
+        "sigma": rng.uniform(*cfg.blur_sigma, size=n),
+        "solarize": draw(cfg.solarize_prob[slot]),
+    }
+    if n != frames:
+        p = {k: (np.repeat(v, frames) if k != "order" else v) for k, v in p.items()}
+    return p
+
+
+def _gray(x):  # (T, 3, H, W) -> (T, 1, H, W)
+    return (x * _GRAY.to(x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def _blend(a, b, f):  # f * a + (1 - f) * b with per-frame f
+    return (f * a + (1 - f) * b).clamp_(0, 1)
+
+
+def _hue(x, shift):
+    """Hue rotation by `shift` turns in YIQ space (a linear map per frame)."""
+    theta = shift * 2 * math.pi
+    c, s = torch.cos(theta), torch.sin(theta)
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=x.dtype)
+    rot = torch.zeros(len(theta), 3, 3, dtype=x.dtype)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
+    m = torch.linalg.inv(to_yiq) @ rot @ to_yiq  # (T, 3, 3)
+    return torch.einsum("tij,tjhw->tihw", m, x).clamp_(0, 1)
+
+
+def _blur(x, sigma, apply):
+    """Separable Gaussian blur with a per-frame sigma; frames with apply=False keep a delta kernel."""
+    T, C, H, W = x.shape
+    radius = int(math.ceil(3 * float(sigma.max())))
+    r = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None] ** 2))
+    k = k / k.sum(1, keepdim=True)
+    delta = (r == 0).to(x.dtype).expand_as(k)
+    k = torch.where(apply[:, None], k, delta).repeat_interleave(C, 0)  # (T*C, K)
+    y = x.reshape(1, T * C, H, W)
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect" if W > radius else "replicate"),
+                 k.view(T * C, 1, 1, -1), groups=T * C)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect" if H > radius else "replicate"),
+                 k.view(T * C, 1, -1, 1), groups=T * C)
+    return y.view(T, C, H, W)
+
+
+def apply(x: torch.Tensor, p: dict) -> torch.Tensor:
+    """x: (T, 3, H, W) float in [0, 1] -> augmented and ImageNet-normalised, same shape."""
+    T = x.shape[0]
+
+    def col(a, dtype=x.dtype):
+        return torch.as_tensor(a, dtype=dtype).view(T, 1, 1, 1)
+
+    flip = torch.as_tensor(p["flip"])
+    if flip.any():
+        x = torch.where(col(flip, torch.bool), x.flip(-1), x)
+    jit = col(p["jitter"], torch.bool)
+    if jit.any():
+        y = x
+        for op in p["order"]:
+            if op == 0:
+                y = (y * col(p["brightness"])).clamp_(0, 1)
+            elif op == 1:
+                y = _blend(y, _gray(y).mean(dim=(-1, -2), keepdim=True), col(p["contrast"]))
+            elif op == 2:
+                y = _blend(y, _gray(y), col(p["saturation"]))
+            else:
+                y = _hue(y, torch.as_tensor(p["hue"], dtype=x.dtype))
+        x = torch.where(jit, y, x)
+    gray = col(p["gray"], torch.bool)
+    if gray.any():
+        x = torch.where(gray, _gray(x).expand_as(x), x)
+    blur = torch.as_tensor(p["blur"])
+    if blur.any():
+        x = _blur(x, torch.as_tensor(p["sigma"], dtype=x.dtype), blur)
+    sol = col(p["solarize"], torch.bool)
+    if sol.any():
+        x = torch.where(sol & (x >= 0.5), 1 - x, x)
+    return normalize(x)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std

@@ -1,0 +1,140 @@
+"""`svt index`: a dataset root and its split lists -> one table of every video with its metadata and status.
+
+Columns: path, label, label_name, split, frames, frames_header, fps, width, height, duration, codec, backend,
+size, mtime_ns, deep, status. status is "ok" or the reason the video is quarantined (missing, empty, not a
+video, stream breaks at frame k, ...). Loaders read only status == "ok" rows.
+
+Incremental: a row whose file size and mtime are unchanged (and that was checked at least as deeply) is taken
+from the previous index instead of being read again. A summary JSON holds counts per split and class and every
+quarantined file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from svt.io import atomic_write, save_json
+from svt.datasets import DATASETS, read_annotations
+from svt.video import DecodeError, probe
+
+log = logging.getLogger("svt.index")
+
+META = ["frames", "frames_header", "fps", "width", "height", "duration", "codec", "backend"]
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except FileNotFoundError:
+        return -1, -1
+
+
+def probe_row(args: tuple[str, bool]) -> dict:
+    path, deep = args
+    try:
+        info = probe(path, deep=deep).to_dict()
+        info["status"] = "ok"
+    except DecodeError as e:
+        info = {k: None for k in META}
+        info["status"] = e.reason
+    return info
+
+
+def build_index(dataset: str, root: str | Path, split: int = 1, deep: bool = False, workers: int = 1,
+                previous: pd.DataFrame | None = None) -> pd.DataFrame:
+    root = Path(root)
+    df = read_annotations(dataset, root, split)
+    stats = [_stat(root / p) for p in df["path"]]
+    df["size"] = [s for s, _ in stats]
+    df["mtime_ns"] = [m for _, m in stats]
+    df["deep"] = deep
+
+    reuse = {}
+    if previous is not None and len(previous):
+        prev = previous.set_index("path")
+        for i, (p, s, m) in enumerate(zip(df["path"], df["size"], df["mtime_ns"])):
+            if p in prev.index:
+                old = prev.loc[p]
+                if old["size"] == s and old["mtime_ns"] == m and (bool(old["deep"]) or not deep):
+                    reuse[i] = {k: old[k] for k in META + ["status", "deep"]}
+
+    todo = [i for i in range(len(df)) if i not in reuse]
+    results: dict[int, dict] = dict(reuse)
+    jobs = [(str(root / df["path"].iat[i]), deep) for i in todo]
+    desc = f"index {dataset}" + (" (deep)" if deep else "")
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            it = pool.map(probe_row, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+            for i, res in zip(todo, tqdm(it, total=len(jobs), desc=desc, unit="video")):
+                results[i] = res
+    else:
+        for i, job in zip(todo, tqdm(jobs, desc=desc, unit="video")):
+            results[i] = probe_row(job)
+    meta = pd.DataFrame([results[i] for i in range(len(df))], index=df.index)
+    for k in META + ["status"]:
+        df[k] = meta[k]
+    if "deep" in meta:
+        df["deep"] = meta["deep"].fillna(deep).astype(bool)
+    log.info("%s: %d videos, %d read, %d reused", dataset, len(df), len(todo), len(reuse))
+    return df
+
+
+def summarise(df: pd.DataFrame, dataset: str) -> dict:
+    ok = df[df["status"] == "ok"]
+    bad = df[df["status"] != "ok"]
+    return {
+        "dataset": dataset,
+        "videos": int(len(df)),
+        "ok": int(len(ok)),
+        "quarantined": int(len(bad)),
+        "classes": int(df["label"].nunique()),
+        "per_split": {s: {"ok": int((ok["split"] == s).sum()), "quarantined": int((bad["split"] == s).sum())}
+                      for s in sorted(df["split"].unique())},
+        "per_class": {str(k): int(v) for k, v in ok.groupby("label_name").size().items()},
+        "quarantine": [{"path": p, "split": s, "reason": r} for p, s, r in
+                       zip(bad["path"], bad["split"], bad["status"])],
+    }
+
+
+def write_index(df: pd.DataFrame, out: str | Path) -> None:
+    out = Path(out)
+    if out.suffix == ".csv":
+        atomic_write(out, lambda tmp: df.to_csv(tmp, index=False))
+    else:
+        atomic_write(out, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def read_index(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def add_index_arguments(p):
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--root", required=True, help="dataset root (layout: see svt/datasets.py)")
+    p.add_argument("--out", required=True, help="index table (.parquet or .csv)")
+    p.add_argument("--summary", help="summary JSON (default: <out>.summary.json)")
+    p.add_argument("--split", type=int, default=1, help="official split number (UCF-101 / HMDB-51)")
+    p.add_argument("--deep", action="store_true", help="decode frames spread over each file (finds truncation)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+
+
+def run_index(args) -> int:
+    out = Path(args.out)
+    previous = read_index(out) if out.exists() else None
+    df = build_index(args.dataset, args.root, args.split, args.deep, args.workers, previous)
+    write_index(df, out)
+    summary = summarise(df, args.dataset)
+    save_json(args.summary or str(out) + ".summary.json", summary)
+    print(json.dumps({k: summary[k] for k in ("dataset", "videos", "ok", "quarantined", "per_split")}))
+    for q in summary["quarantine"]:
+        log.warning("quarantined %s: %s", q["path"], q["reason"])
+    return 0

@@ -1,0 +1,316 @@
+"""`svt synth`: deterministic procedural video datasets in the real benchmarks' formats (the embedded demo).
+
+Each video shows one textured object on a smooth random background. Classes are defined by
+- motion: direction of travel, speed, rotation sense, growing / shrinking, periodic oscillation vs one-shot travel;
+- appearance: shape and colour.
+The object's position, size and angle at the middle frame are drawn independently of the class, so a single
+frame says nothing about a motion class: only frame-to-frame change does.
+
+Sets, written as real files in each dataset's container, codec, folder layout and annotation format (so the
+same indexer and loaders read them, see svt/datasets.py):
+- kinetics400 (mini-K400): h264 .mp4, CVDF-style CSV; appearance-heavy classes (shape x colour), random motion.
+- ucf101 (mini-UCF-101): mpeg4 .avi, classInd / trainlist / testlist; classes = motion x shape.
+- hmdb51 (mini-HMDB-51): mpeg4 .avi, split files with tags 0/1/2; classes = motion x colour.
+- ssv2 (mini-SSv2): VP9 .webm, labels.json / train.json / validation.json; motion-only classes, random appearance.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from svt.datasets import DATASETS, k400_file_name
+from svt.io import atomic_write
+
+MOTIONS = ["right", "left", "up", "down", "rotate_cw", "rotate_ccw", "grow", "shrink",
+           "oscillate_horizontal", "oscillate_vertical", "right_fast", "pulse"]
+SHAPES = ["square", "triangle", "cross", "bar", "disk", "ring"]
+COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
+           "magenta": (210, 50, 200), "cyan": (40, 210, 220)}
+TEXTURES = ["solid", "stripes", "checker"]
+SSV2_TEMPLATES = {
+    "right": "Moving [something] from left to right", "left": "Moving [something] from right to left",
+    "up": "Moving [something] up", "down": "Moving [something] down",
+    "rotate_cw": "Turning [something] clockwise", "rotate_ccw": "Turning [something] counterclockwise",
+    "grow": "Approaching [something] with your camera", "shrink": "Moving away from [something] with your camera",
+    "oscillate_horizontal": "Shaking [something] left and right", "oscillate_vertical": "Shaking [something] up and down",
+    "right_fast": "Pushing [something] quickly from left to right", "pulse": "Squeezing [something] repeatedly",
+}
+CODECS = {"kinetics400": ("libx264", ".mp4"), "ucf101": ("mpeg4", ".avi"), "hmdb51": ("mpeg4", ".avi"),
+          "ssv2": ("libvpx-vp9", ".webm")}
+
+
+@dataclass(frozen=True)
+class Appearance:
+    shape: str
+    colour: str
+    texture: str
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    classes: int = 6
+    train_per_class: int = 8
+    val_per_class: int = 3
+    width: int = 80
+    height: int = 64
+    frames: int = 40
+    fps: int = 12
+
+
+def class_specs(dataset: str, n: int) -> list[dict]:
+    """The first n classes of a set: each fixes motion and/or appearance attributes (None = random)."""
+    if dataset == "ssv2":
+        specs = [{"motion": m} for m in MOTIONS]
+    elif dataset == "kinetics400":
+        specs = [{"shape": s, "colour": c} for c in COLOURS for s in SHAPES]
+    elif dataset == "ucf101":
+        specs = [{"motion": m, "shape": s} for s in SHAPES for m in MOTIONS]
+    elif dataset == "hmdb51":
+        specs = [{"motion": m, "colour": c} for c in COLOURS for m in MOTIONS]
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if n > len(specs):
+        raise ValueError(f"synth: {dataset} has at most {len(specs)} classes, config asks for {n}")
+    # Interleave so that small n already mixes attributes (e.g. UCF: different motions AND shapes).
+    order = sorted(range(len(specs)), key=lambda i: (i % 7, i))
+    return [specs[i] for i in order[:n]]
+
+
+def class_name(dataset: str, spec: dict) -> str:
+    if dataset == "ssv2":
+        return SSV2_TEMPLATES[spec["motion"]].replace("[", "").replace("]", "")
+    words = [spec[k] for k in ("motion", "colour", "shape") if k in spec]
+    if dataset == "kinetics400":
+        return " ".join(w.replace("_", " ") for w in words) + " (synthetic)"
+    if dataset == "ucf101":
+        return "".join(p.capitalize() for w in words for p in w.split("_"))
+    return "_".join(words)
+
+
+def _trajectory(motion: str, frames: int, w: int, h: int, rng: np.random.Generator):
+    """Per-frame centre x, y, angle and radius; the middle-frame state does not depend on the motion."""
+    tau = np.linspace(0, 1, frames) - 0.5
+    cx = np.full(frames, rng.uniform(0.3, 0.7) * w)
+    cy = np.full(frames, rng.uniform(0.3, 0.7) * h)
+    angle = np.full(frames, rng.uniform(0, 2 * math.pi))
+    radius = np.full(frames, rng.uniform(0.13, 0.2) * min(w, h))
+    travel = rng.uniform(0.3, 0.45)
+    turns = rng.uniform(0.5, 1.0)
+    phase = rng.uniform(0, 2 * math.pi)
+    if motion in ("right", "left", "right_fast"):
+        sign = -1 if motion == "left" else 1
+        cx = cx + sign * travel * (1.5 if motion == "right_fast" else 1.0) * w * tau
+    elif motion in ("up", "down"):
+        cy = cy + (1 if motion == "down" else -1) * travel * h * tau
+    elif motion in ("rotate_cw", "rotate_ccw"):
+        angle = angle + (1 if motion == "rotate_cw" else -1) * 2 * math.pi * turns * tau
+    elif motion in ("grow", "shrink"):
+        radius = radius * np.exp((1 if motion == "grow" else -1) * math.log(2.2) * tau)
+    elif motion == "oscillate_horizontal":
+        cx = cx + 0.15 * w * np.sin(4 * math.pi * tau + phase)
+    elif motion == "oscillate_vertical":
+        cy = cy + 0.15 * h * np.sin(4 * math.pi * tau + phase)
+    elif motion == "pulse":
+        radius = radius * (1 + 0.35 * np.sin(6 * math.pi * tau + phase))
+    else:
+        raise ValueError(f"unknown motion {motion!r}")
+    return cx, cy, angle, radius
+
+
+def _mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    au, av = np.abs(u), np.abs(v)
+    if shape == "square":
+        return np.maximum(au, av) <= 0.8
+    if shape == "triangle":
+        return (v <= 0.7) & (v >= 2.0 * au - 1.0)
+    if shape == "cross":
+        return ((au < 0.3) & (av < 1)) | ((av < 0.3) & (au < 1))
+    if shape == "bar":
+        return (au < 1) & (av < 0.35)
+    r2 = u * u + v * v
+    if shape == "disk":
+        return r2 <= 0.8
+    if shape == "ring":
+        return (r2 <= 1.0) & (r2 >= 0.35)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def render(motion: str, look: Appearance, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (T, H, W, 3), vectorised over frames and pixels."""
+    T, H, W = cfg.frames, cfg.height, cfg.width
+    # Smooth background: a 4x4 random grid, bilinearly upsampled.
+    coarse = rng.uniform(40, 190, size=(4, 4, 3))
+    gy, gx = np.linspace(0, 3, H), np.linspace(0, 3, W)
+    y0, x0 = np.minimum(gy.astype(int), 2), np.minimum(gx.astype(int), 2)
+    fy, fx = (gy - y0)[:, None, None], (gx - x0)[None, :, None]
+    bg = ((1 - fy) * (1 - fx) * coarse[y0][:, x0] + (1 - fy) * fx * coarse[y0][:, x0 + 1]
+          + fy * (1 - fx) * coarse[y0 + 1][:, x0] + fy * fx * coarse[y0 + 1][:, x0 + 1])
+
+    cx, cy, angle, radius = _trajectory(motion, T, W, H, rng)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    dx = xs[None] - cx[:, None, None]
+    dy = ys[None] - cy[:, None, None]
+    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    u = (c * dx + s * dy) / radius[:, None, None]
+    v = (-s * dx + c * dy) / radius[:, None, None]
+    mask = _mask(look.shape, u, v)
+    colour = np.array(COLOURS[look.colour], dtype=np.float64)
+    if look.texture == "stripes":
+        shade = np.where(np.sin(5 * u) > 0, 1.0, 0.55)
+    elif look.texture == "checker":
+        shade = np.where((np.floor(2.5 * u) + np.floor(2.5 * v)) % 2 == 0, 1.0, 0.6)
+    else:
+        shade = np.ones_like(u)
+    obj = shade[..., None] * colour
+    video = np.where(mask[..., None], obj, bg[None])
+    return np.clip(video, 0, 255).astype(np.uint8)
+
+
+def encode(frames: np.ndarray, path: Path, codec: str, fps: int) -> None:
+    """Write frames with PyAV; single-threaded so the same frames give the same bytes."""
+    import av
+
+    def write(tmp):
+        container_format = {".mp4": "mp4", ".avi": "avi", ".webm": "webm"}[path.suffix]
+        with av.open(tmp, "w", format=container_format) as out:
+            stream = out.add_stream(codec, rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.thread_count = 1
+            if codec == "libx264":
+                stream.options = {"preset": "veryfast", "crf": "18", "g": "16", "threads": "1"}
+            elif codec == "libvpx-vp9":
+                stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0", "threads": "1",
+                                  "row-mt": "0"}
+            else:
+                stream.bit_rate = 1_500_000
+                stream.options = {"g": "12"}
+            for img in frames:
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            out.mux(stream.encode())
+
+    atomic_write(path, write)
+
+
+def _video_job(job) -> None:
+    dataset, seed, k, spec, cfg, path = job
+    rng = np.random.default_rng([seed, DATASETS.index(dataset), k])
+    look = Appearance(spec.get("shape") or SHAPES[rng.integers(len(SHAPES))],
+                      spec.get("colour") or list(COLOURS)[rng.integers(len(COLOURS))],
+                      TEXTURES[rng.integers(len(TEXTURES))])
+    motion = spec.get("motion") or MOTIONS[rng.integers(len(MOTIONS))]
+    codec, _ = CODECS[dataset]
+    encode(render(motion, look, cfg, rng), Path(path), codec, cfg.fps)
+
+
+def _plan(dataset: str, cfg: SynthConfig, seed: int) -> list[dict]:
+    """One record per video: class, split, file name (relative), in a fixed order."""
+    records = []
+    specs = class_specs(dataset, cfg.classes)
+    for label, spec in enumerate(specs):
+        name = class_name(dataset, spec)
+        for split, count in (("train", cfg.train_per_class), ("val", cfg.val_per_class)):
+            for j in range(count):
+                k = len(records)
+                records.append({"label": label, "name": name, "spec": spec, "split": split, "k": k, "j": j})
+    for r in records:
+        digest = hashlib.sha1(f"{seed}:{dataset}:{r['k']}".encode()).hexdigest()
+        if dataset == "kinetics400":
+            yid = "".join("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[int(digest[i:i + 2], 16) % 64]
+                          for i in range(0, 22, 2))
+            r["youtube_id"], r["start"], r["end"] = yid, 10 * (r["j"] % 5), 10 * (r["j"] % 5) + 10
+            r["path"] = f"videos/{r['split']}/{k400_file_name(yid, r['start'], r['end'])}"
+        elif dataset == "ucf101":
+            # Groups g01-g07 are split 1's test groups, as in the real dataset.
+            group = (r["j"] % 7) + 1 if r["split"] == "val" else 8 + r["j"] % 18
+            r["path"] = f"UCF-101/{r['name']}/v_{r['name']}_g{group:02d}_c{r['j'] + 1:02d}.avi"
+        elif dataset == "hmdb51":
+            r["path"] = f"videos/{r['name']}/synthetic_{r['name']}_{digest[:6]}_{r['j']}.avi"
+        else:
+            r["id"] = str(1 + r["k"])
+            r["path"] = f"20bn-something-something-v2/{r['id']}.webm"
+    return records
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_annotations(dataset: str, root: Path, records: list[dict], cfg: SynthConfig) -> None:
+    if dataset == "kinetics400":
+        for split in ("train", "val"):
+            rows = [r for r in records if r["split"] == split]
+
+            def write(tmp, rows=rows, split=split):
+                with open(tmp, "w", newline="") as fh:
+                    w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
+                    w.writerow(["label", "youtube_id", "time_start", "time_end", "split", "is_cc"])
+                    for r in rows:
+                        w.writerow([r["name"], r["youtube_id"], r["start"], r["end"],
+                                    "validate" if split == "val" else split, 0])
+            atomic_write(root / "annotations" / f"{split}.csv", write)
+    elif dataset == "ucf101":
+        names = list(dict.fromkeys(r["name"] for r in records))
+        lists = root / "ucfTrainTestlist"
+        _write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\r\n" for i, n in enumerate(names)))
+        for s in (1, 2, 3):
+            _write_text(lists / f"trainlist0{s}.txt", "".join(
+                f"{r['path'][len('UCF-101/'):]} {r['label'] + 1}\r\n" for r in records if r["split"] == "train"))
+            _write_text(lists / f"testlist0{s}.txt", "".join(
+                f"{r['path'][len('UCF-101/'):]}\r\n" for r in records if r["split"] == "val"))
+    elif dataset == "hmdb51":
+        splits = root / "testTrainMulti_7030_splits"
+        for name in dict.fromkeys(r["name"] for r in records):
+            lines = [f"{Path(r['path']).name} {1 if r['split'] == 'train' else 2} \n"
+                     for r in records if r["name"] == name]
+            for s in (1, 2, 3):
+                _write_text(splits / f"{name}_test_split{s}.txt", "".join(lines))
+    else:
+        labels = {}
+        for r in records:
+            labels.setdefault(r["name"], str(r["label"]))
+        _write_text(root / "labels" / "labels.json", json.dumps(labels, indent=1))
+        for split, f in (("train", "train.json"), ("val", "validation.json")):
+            items = [{"id": r["id"], "label": r["name"].lower(), "template": SSV2_TEMPLATES[r["spec"]["motion"]],
+                      "placeholders": ["object"]} for r in records if r["split"] == split]
+            _write_text(root / "labels" / f, json.dumps(items, indent=1))
+
+
+def synthesize(dataset: str, root: str | Path, cfg: SynthConfig, seed: int = 0, workers: int = 1) -> list[dict]:
+    root = Path(root)
+    records = _plan(dataset, cfg, seed)
+    jobs = [(dataset, seed, r["k"], r["spec"], cfg, str(root / r["path"])) for r in records]
+    desc = f"synth {dataset}"
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(tqdm(pool.map(_video_job, jobs, chunksize=4), total=len(jobs), desc=desc, unit="video"))
+    else:
+        for job in tqdm(jobs, desc=desc, unit="video"):
+            _video_job(job)
+    write_annotations(dataset, root, records, cfg)
+    return records
+
+
+def add_synth_arguments(p):
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--out", required=True, help="dataset root to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    for f, default in SynthConfig().__dict__.items():
+        p.add_argument("--" + f.replace("_", "-"), type=int, default=default)
+
+
+def run_synth(args) -> int:
+    cfg = SynthConfig(**{f: getattr(args, f) for f in SynthConfig().__dict__})
+    records = synthesize(args.dataset, args.out, cfg, args.seed, args.workers)
+    print(json.dumps({"dataset": args.dataset, "videos": len(records), "classes": cfg.classes}))
+    return 0

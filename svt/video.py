@@ -1,0 +1,186 @@
+"""Video decoding: decord first (frame-index access), PyAV only where decord cannot open a file.
+
+What real files do (reference/decoding.md) and how it is handled here:
+- header frame counts lie: packed-bitstream AVIs (HMDB-51) report one frame more than they hold and decord
+  returns a duplicate of frame N-2 as frame N-1 -> `probe` counts that duplicate out; webm/mkv headers say 0
+  in PyAV -> counts come from decord, or from decoding under PyAV.
+- indices are clamped to the frames that exist.
+- streams that break mid-file open fine and fail when frames are fetched -> `DecodeError` naming the file;
+  `probe(deep=True)` fetches frames spread over the whole file to find these before training does.
+- rotation metadata: decord applies it; the PyAV fallback rotates to match.
+- non-UTF-8 metadata: PyAV is opened with metadata_errors="ignore".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+DEEP_CHECK_POINTS = 8
+
+
+class DecodeError(RuntimeError):
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass
+class VideoInfo:
+    frames: int  # frames that decode (what samplers index into)
+    frames_header: int  # what the container reports (decord's length)
+    fps: float
+    width: int
+    height: int
+    duration: float
+    codec: str
+    backend: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _short(e: Exception) -> str:
+    """One readable line of a decoder error (decord prefixes timestamps and its source paths)."""
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ", "", str(e)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:200]
+
+
+def _open_decord(path, num_threads: int):
+    import decord
+
+    return decord.VideoReader(str(path), num_threads=num_threads)
+
+
+def _codec_name(path) -> str:
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            return c.streams.video[0].codec_context.name
+    except Exception:  # noqa: BLE001 - the codec name is informative only
+        return "unknown"
+
+
+def _pyav_frames(path, wanted: np.ndarray | None):
+    """Decode sequentially up to max(wanted) (everything if None).
+
+    Returns (frames at `wanted`, frames decoded, fps, rotation); a wanted index past the frames that exist
+    gets the last decoded frame (header counts can lie).
+    """
+    import av
+
+    want = None if wanted is None else set(wanted.tolist())
+    stop = None if wanted is None else int(wanted.max())
+    kept, last, n = {}, None, 0
+    with av.open(str(path), metadata_errors="ignore") as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or 0)
+        for frame in c.decode(stream):
+            if want is None and n == 0 or want is not None and n in want:
+                kept[n] = frame.to_ndarray(format="rgb24")
+            last, n = frame, n + 1
+            if stop is not None and n > stop:
+                break
+    if last is None:
+        raise DecodeError(path, "no video frames")
+    rotation = getattr(last, "rotation", 0) or 0
+    if wanted is None:
+        return np.stack([kept[0]]), n, fps, rotation
+    tail = last.to_ndarray(format="rgb24")
+    return np.stack([kept.get(int(i), tail) for i in wanted]), n, fps, rotation
+
+
+def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+    # PyAV reports the display rotation in degrees counter-clockwise; decord applies it while decoding.
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k=k, axes=(-3, -2))) if k else img
+
+
+def probe(path: str | os.PathLike, deep: bool = False, num_threads: int = 1) -> VideoInfo:
+    """Metadata of a video; raises DecodeError with the reason if it cannot be used."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DecodeError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(path, "empty file")
+    try:
+        vr = _open_decord(path, num_threads)
+    except Exception as e:  # noqa: BLE001 - decord cannot open it: fall back to PyAV
+        return _probe_pyav(path, first_error=e)
+    n = len(vr)
+    if n == 0:
+        raise DecodeError(path, "no video frames")
+    fps = float(vr.get_avg_fps() or 0.0)
+    try:
+        first = vr[0].asnumpy()
+        frames = n
+        codec = _codec_name(path)
+        if path.lower().endswith(".avi") and codec == "mpeg4" and n >= 3:
+            # Packed-bitstream AVIs: decord's last frame repeats frame N-2 (the file holds N-1 frames).
+            tail = vr.get_batch([n - 2, n - 1]).asnumpy()
+            if np.array_equal(tail[0], tail[1]):
+                frames = n - 1
+        if deep:
+            points = np.unique(np.linspace(0, frames - 1, DEEP_CHECK_POINTS).round().astype(int))
+            for i in points:  # one fetch per point, so the reason can name the first frame that fails
+                try:
+                    vr[int(i)].asnumpy()
+                except Exception as e:  # noqa: BLE001
+                    raise DecodeError(path, f"stream breaks at frame {int(i)} of {frames}: "
+                                            f"{_short(e)}") from e
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise DecodeError(path, f"decode failed: {_short(e)}") from e
+    h, w = first.shape[:2]
+    return VideoInfo(frames=frames, frames_header=n, fps=fps, width=int(w), height=int(h),
+                     duration=frames / fps if fps else 0.0, codec=codec, backend="decord")
+
+
+def _probe_pyav(path: str, first_error: Exception) -> VideoInfo:
+    try:
+        first, n, fps, rotation = _pyav_frames(path, None)
+    except Exception as e:  # noqa: BLE001
+        raise DecodeError(path, f"not a readable video (decord: {_short(first_error)}; pyav: {_short(e)})") from e
+    h, w = _rotate(first, rotation).shape[1:3]
+    return VideoInfo(frames=n, frames_header=n, fps=fps, width=int(w), height=int(h),
+                     duration=n / fps if fps else 0.0, codec=_codec_name(path), backend="pyav")
+
+
+def read_frames(path: str | os.PathLike, indices, num_frames: int | None = None, num_threads: int = 1,
+                backend: str = "decord") -> np.ndarray:
+    """Frames at `indices` as uint8 (N, H, W, 3), decoding each distinct index once.
+
+    Indices are clamped to [0, num_frames - 1] (num_frames: the decodable count from the index; defaults to
+    the container's). backend "decord" falls back to PyAV only when decord cannot open the file.
+    """
+    path = str(path)
+    idx = np.asarray(indices, dtype=np.int64)
+    vr = None
+    if backend == "decord":
+        try:
+            vr = _open_decord(path, num_threads)
+        except Exception:  # noqa: BLE001 - decord cannot open it: PyAV below
+            vr = None
+    try:
+        if vr is not None:
+            n = min(num_frames or len(vr), len(vr))
+            if n <= 0:
+                raise DecodeError(path, "no video frames")
+            uniq, inverse = np.unique(np.clip(idx, 0, n - 1), return_inverse=True)
+            return vr.get_batch(uniq.tolist()).asnumpy()[inverse]
+        limit = num_frames if num_frames else np.iinfo(np.int64).max
+        uniq, inverse = np.unique(np.clip(idx, 0, limit - 1), return_inverse=True)
+        frames, _, _, rotation = _pyav_frames(path, uniq)
+        return _rotate(frames, rotation)[inverse]
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise DecodeError(path, f"decode failed: {_short(e)}") from e
