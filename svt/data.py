@@ -66,7 +66,8 @@ class VideoDataset(Dataset):
 
     def decode_views(self, row, views) -> list[np.ndarray]:
         union, positions = union_indices(views)
-        frames = read_frames(self.root / row.path, union, num_frames=int(row.frames), num_threads=self.num_threads)
+        frames = read_frames(self.root / row.path, union, num_frames=int(row.frames), num_threads=self.num_threads,
+                             backend=row.backend)
         return [frames[pos] for pos in positions]
 
 

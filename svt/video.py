@@ -5,6 +5,8 @@ What real files do (reference/decoding.md) and how it is handled here:
   returns a duplicate of frame N-2 as frame N-1 -> `probe` counts that duplicate out; webm/mkv headers say 0
   in PyAV -> counts come from decord, or from decoding under PyAV.
 - indices are clamped to the frames that exist.
+- decord's seek on those packed-bitstream AVIs can land one frame late near the end of the file (sequential
+  reads match PyAV exactly); a one-frame shift is harmless for clip sampling and is left as is.
 - streams that break mid-file open fine and fail when frames are fetched -> `DecodeError` naming the file;
   `probe(deep=True)` fetches frames spread over the whole file to find these before training does.
 - rotation metadata: decord applies it; the PyAV fallback rotates to match.
@@ -32,7 +34,7 @@ class DecodeError(RuntimeError):
 @dataclass
 class VideoInfo:
     frames: int  # frames that decode (what samplers index into)
-    frames_header: int  # what the container reports (decord's length)
+    frames_header: int  # what the container header declares (decord's length where it declares none)
     fps: float
     width: int
     height: int
@@ -57,14 +59,16 @@ def _open_decord(path, num_threads: int):
     return decord.VideoReader(str(path), num_threads=num_threads)
 
 
-def _codec_name(path) -> str:
+def _container_info(path) -> tuple[str, int]:
+    """Codec name and the frame count the container header declares (0 where it declares none: webm/mkv)."""
     import av
 
     try:
         with av.open(str(path), metadata_errors="ignore") as c:
-            return c.streams.video[0].codec_context.name
-    except Exception:  # noqa: BLE001 - the codec name is informative only
-        return "unknown"
+            stream = c.streams.video[0]
+            return stream.codec_context.name, int(stream.frames or 0)
+    except Exception:  # noqa: BLE001 - informative only; decoding decides whether the file is usable
+        return "unknown", 0
 
 
 def _pyav_frames(path, wanted: np.ndarray | None):
@@ -82,12 +86,15 @@ def _pyav_frames(path, wanted: np.ndarray | None):
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or 0)
-        for frame in c.decode(stream):
-            if want is None and n == 0 or want is not None and n in want:
-                kept[n] = frame.to_ndarray(format="rgb24")
-            last, n = frame, n + 1
-            if stop is not None and n > stop:
-                break
+        try:
+            for frame in c.decode(stream):
+                if want is None and n == 0 or want is not None and n in want:
+                    kept[n] = frame.to_ndarray(format="rgb24")
+                last, n = frame, n + 1
+                if stop is not None and n > stop:
+                    break
+        except av.error.FFmpegError as e:
+            raise DecodeError(path, f"stream breaks at frame {n}: {_short(e)}") from e
     if last is None:
         raise DecodeError(path, "no video frames")
     rotation = getattr(last, "rotation", 0) or 0
@@ -111,47 +118,53 @@ def probe(path: str | os.PathLike, deep: bool = False, num_threads: int = 1) -> 
     if os.path.getsize(path) == 0:
         raise DecodeError(path, "empty file")
     try:
-        vr = _open_decord(path, num_threads)
-    except Exception as e:  # noqa: BLE001 - decord cannot open it: fall back to PyAV
+        return _probe_decord(path, deep, num_threads)
+    except _Truncated as e:
+        raise DecodeError(path, str(e)) from None
+    except Exception as e:  # noqa: BLE001 - decord cannot read it: PyAV decodes the whole file instead
         return _probe_pyav(path, first_error=e)
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _probe_decord(path: str, deep: bool, num_threads: int) -> VideoInfo:
+    vr = _open_decord(path, num_threads)
     n = len(vr)
     if n == 0:
-        raise DecodeError(path, "no video frames")
+        raise ValueError("no video frames")
     fps = float(vr.get_avg_fps() or 0.0)
-    try:
-        first = vr[0].asnumpy()
-        frames = n
-        codec = _codec_name(path)
-        if path.lower().endswith(".avi") and codec == "mpeg4" and n >= 3:
-            # Packed-bitstream AVIs: decord's last frame repeats frame N-2 (the file holds N-1 frames).
-            tail = vr.get_batch([n - 2, n - 1]).asnumpy()
-            if np.array_equal(tail[0], tail[1]):
-                frames = n - 1
-        if deep:
-            points = np.unique(np.linspace(0, frames - 1, DEEP_CHECK_POINTS).round().astype(int))
-            for i in points:  # one fetch per point, so the reason can name the first frame that fails
-                try:
-                    vr[int(i)].asnumpy()
-                except Exception as e:  # noqa: BLE001
-                    raise DecodeError(path, f"stream breaks at frame {int(i)} of {frames}: "
-                                            f"{_short(e)}") from e
-    except DecodeError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise DecodeError(path, f"decode failed: {_short(e)}") from e
+    first = vr[0].asnumpy()
+    frames = n
+    codec, declared = _container_info(path)
+    if path.lower().endswith(".avi") and codec == "mpeg4" and n >= 3:
+        # Packed-bitstream AVIs: decord's last frame repeats frame N-2 (the file holds N-1 frames).
+        tail = vr.get_batch([n - 2, n - 1]).asnumpy()
+        if np.array_equal(tail[0], tail[1]):
+            frames = n - 1
+    if deep and declared > frames + 1:
+        raise _Truncated(f"truncated: header declares {declared} frames, {frames} decodable")
+    if deep:
+        for i in np.unique(np.linspace(0, frames - 1, DEEP_CHECK_POINTS).round().astype(int)):
+            vr[int(i)].asnumpy()
     h, w = first.shape[:2]
-    return VideoInfo(frames=frames, frames_header=n, fps=fps, width=int(w), height=int(h),
+    return VideoInfo(frames=frames, frames_header=declared or n, fps=fps, width=int(w), height=int(h),
                      duration=frames / fps if fps else 0.0, codec=codec, backend="decord")
 
 
 def _probe_pyav(path: str, first_error: Exception) -> VideoInfo:
+    """Decodes every frame: the count is exact and a stream that breaks names the frame where it does."""
     try:
         first, n, fps, rotation = _pyav_frames(path, None)
+    except DecodeError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise DecodeError(path, f"not a readable video (decord: {_short(first_error)}; pyav: {_short(e)})") from e
     h, w = _rotate(first, rotation).shape[1:3]
-    return VideoInfo(frames=n, frames_header=n, fps=fps, width=int(w), height=int(h),
-                     duration=n / fps if fps else 0.0, codec=_codec_name(path), backend="pyav")
+    codec, declared = _container_info(path)
+    return VideoInfo(frames=n, frames_header=declared or n, fps=fps, width=int(w), height=int(h),
+                     duration=n / fps if fps else 0.0, codec=codec, backend="pyav")
 
 
 def read_frames(path: str | os.PathLike, indices, num_frames: int | None = None, num_threads: int = 1,
@@ -159,28 +172,25 @@ def read_frames(path: str | os.PathLike, indices, num_frames: int | None = None,
     """Frames at `indices` as uint8 (N, H, W, 3), decoding each distinct index once.
 
     Indices are clamped to [0, num_frames - 1] (num_frames: the decodable count from the index; defaults to
-    the container's). backend "decord" falls back to PyAV only when decord cannot open the file.
+    the container's). backend "decord" falls back to PyAV when decord cannot read the file; a file neither
+    can read raises DecodeError naming it.
     """
     path = str(path)
     idx = np.asarray(indices, dtype=np.int64)
-    vr = None
     if backend == "decord":
         try:
             vr = _open_decord(path, num_threads)
-        except Exception:  # noqa: BLE001 - decord cannot open it: PyAV below
-            vr = None
-    try:
-        if vr is not None:
             n = min(num_frames or len(vr), len(vr))
-            if n <= 0:
-                raise DecodeError(path, "no video frames")
             uniq, inverse = np.unique(np.clip(idx, 0, n - 1), return_inverse=True)
             return vr.get_batch(uniq.tolist()).asnumpy()[inverse]
-        limit = num_frames if num_frames else np.iinfo(np.int64).max
-        uniq, inverse = np.unique(np.clip(idx, 0, limit - 1), return_inverse=True)
+        except Exception:  # noqa: BLE001 - decord cannot read it: PyAV below decides
+            pass
+    limit = num_frames if num_frames else np.iinfo(np.int64).max
+    uniq, inverse = np.unique(np.clip(idx, 0, limit - 1), return_inverse=True)
+    try:
         frames, _, _, rotation = _pyav_frames(path, uniq)
-        return _rotate(frames, rotation)[inverse]
     except DecodeError:
         raise
     except Exception as e:  # noqa: BLE001
         raise DecodeError(path, f"decode failed: {_short(e)}") from e
+    return _rotate(frames, rotation)[inverse]
