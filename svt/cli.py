@@ -12,6 +12,7 @@ STAGES = {
     "convert": ("svt.info", "convert any supported checkpoint to the official flat format"),
     "synth": ("svt.synth", "write a synthetic demo dataset in a benchmark's real format"),
     "index": ("svt.index", "index a dataset: metadata and status of every video"),
+    "pretrain": ("svt.pretrain", "SVT self-supervised pretraining (resumes from its work folder)"),
 }
 
 

@@ -1,0 +1,335 @@
+"""`svt pretrain`: SVT self-distillation (paper §3.2-3.3, §4.1) on 1..N processes under torchrun.
+
+Read top to bottom: config -> data -> student / teacher -> schedules (plain arrays, one entry per iteration) ->
+resume -> train loop -> final teacher in the official flat format.
+
+The work folder (checkpoints, metrics.jsonl) lies outside Snakemake's declared outputs, so a failed or
+preempted job keeps it: rerunning the same command resumes bit-exactly from the newest valid checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from svt import augment
+from svt.checkpoint import export_official, load_checkpoint, save_checkpoint, torch_load
+from svt.data import PretrainDataset, make_loader
+from svt.device import Dist, autocast, autocast_dtype, init_distributed
+from svt.index import read_index
+from svt.loss import SVTLoss, view_pairs
+from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
+from svt.sampler import ResumableSampler
+from svt.views import ViewConfig
+
+log = logging.getLogger("svt.pretrain")
+
+DEFAULTS = {
+    "model": {"preset": "vit_base_patch16", "num_frames": 16, "drop_path_rate": 0.1},
+    "head": {"out_dim": 65536, "hidden_dim": 2048, "bottleneck_dim": 256, "norm_last_layer": True},
+    "views": {},
+    "augment": {},
+    "correspondences": {"local_to_global": True, "global_to_global": True,
+                        "local_to_local": False, "global_to_local": False},
+    "teacher_views": "paper",
+    "teacher_drop_path": False,
+    "optim": {"epochs": 20, "batch_size": 32, "lr": 5.0e-4, "lr_reference_batch": 256, "min_lr": 1.0e-6,
+              "warmup_epochs": 5, "weight_decay": 0.04, "weight_decay_end": 0.1, "momentum_teacher": 0.996,
+              "clip_grad": 3.0, "freeze_last_layer": 1},
+    "loss": {"student_temp": 0.1, "teacher_temp": 0.04, "warmup_teacher_temp": 0.04,
+             "warmup_teacher_temp_epochs": 0, "center_momentum": 0.9},
+    "precision": "auto",
+    "compile": False,
+    "data": {"workers": 2, "decode_threads": 1},
+    "checkpoint_every": 50,
+    "keep_checkpoints": 2,
+    "seed": 0,
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# ---------------------------------------------------------------- schedules (DINO: plain arrays)
+
+def cosine_schedule(base: float, final: float, epochs: int, iters_per_epoch: int, warmup_epochs: int = 0,
+                    warmup_start: float = 0.0) -> np.ndarray:
+    warmup = np.linspace(warmup_start, base, warmup_epochs * iters_per_epoch, endpoint=False)
+    steps = np.arange(epochs * iters_per_epoch - len(warmup))
+    cosine = final + 0.5 * (base - final) * (1 + np.cos(np.pi * steps / max(len(steps), 1)))
+    return np.concatenate([warmup, cosine])
+
+
+def teacher_temp_schedule(loss_cfg: dict, epochs: int) -> np.ndarray:
+    w = loss_cfg["warmup_teacher_temp_epochs"]
+    return np.concatenate([np.linspace(loss_cfg["warmup_teacher_temp"], loss_cfg["teacher_temp"], w),
+                           np.full(max(epochs - w, 0), loss_cfg["teacher_temp"])])
+
+
+def param_groups(model: torch.nn.Module) -> list[dict]:
+    """No weight decay on biases and norm parameters (all 1-D tensors)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def clip_gradients(model: torch.nn.Module, clip: float) -> None:
+    """Per-parameter gradient norm clipping (official / DINO)."""
+    for p in model.parameters():
+        if p.grad is not None:
+            norm = p.grad.norm(2)
+            p.grad.mul_(torch.clamp(clip / (norm + 1e-6), max=1.0))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"key": np_state[0], "state": torch.from_numpy(np_state[1].astype(np.int64)),
+                      "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+            "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()]}
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    if s["cuda"]:
+        torch.cuda.set_rng_state_all(s["cuda"])
+    n = s["numpy"]
+    np.random.set_state((n["key"], n["state"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = s["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def newest_checkpoint(work: Path) -> dict | None:
+    """The newest checkpoint that loads; a damaged newer one is skipped with a warning."""
+    for path in sorted(work.glob("checkpoint_*.pth"), reverse=True):
+        try:
+            return torch_load(path)
+        except Exception as e:  # noqa: BLE001
+            log.warning("skipping unreadable checkpoint %s: %s", path, e)
+    return None
+
+
+# ---------------------------------------------------------------- the run
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def build_models(cfg: dict, device) -> tuple[MultiCropWrapper, MultiCropWrapper]:
+    mcfg = dict(cfg["model"])
+    preset = mcfg.pop("preset")
+    bcfg = backbone_config(preset, **mcfg)
+    hcfg = cfg["head"]
+    student = MultiCropWrapper(VisionTransformer(bcfg), build_head(bcfg.embed_dim, **hcfg))
+    teacher_bcfg = bcfg if cfg["teacher_drop_path"] else backbone_config(preset, **{**mcfg, "drop_path_rate": 0.0})
+    teacher = MultiCropWrapper(VisionTransformer(teacher_bcfg), build_head(bcfg.embed_dim, **hcfg))
+    return student.to(device), teacher.to(device)
+
+
+def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | None = None) -> dict:
+    cfg = merge(DEFAULTS, cfg)
+    d = init_distributed()
+    work_dir = Path(work)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg["seed"] + d.rank)
+    np.random.seed(cfg["seed"] + d.rank)
+    random.seed(cfg["seed"] + d.rank)
+
+    # data
+    view_cfg = ViewConfig.from_dict(cfg["views"])
+    aug_cfg = augment.AugmentConfig.from_dict(cfg["augment"])
+    dataset = PretrainDataset(read_index(index_path), root, view_cfg, aug_cfg, split="train", seed=cfg["seed"],
+                              num_threads=cfg["data"]["decode_threads"])
+    opt_cfg = cfg["optim"]
+    if opt_cfg["batch_size"] % d.world_size:
+        raise ValueError(f"optim.batch_size {opt_cfg['batch_size']} is not divisible by {d.world_size} processes")
+    per_rank = opt_cfg["batch_size"] // d.world_size
+    sampler = ResumableSampler(len(dataset), d.world_size, d.rank, seed=cfg["seed"], batch_size=per_rank)
+    iters_per_epoch = sampler.total // per_rank
+    if iters_per_epoch == 0:
+        raise ValueError(f"{len(dataset)} training videos cannot fill one batch of {opt_cfg['batch_size']}")
+
+    # models
+    student, teacher = build_models(cfg, d.device)
+    if init:
+        report = load_checkpoint(student.backbone, init)
+        if d.is_main:
+            log.info("initialisation: %s", report)
+    teacher.load_state_dict(student.state_dict())
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    teacher.train(cfg["teacher_drop_path"])
+    student_ddp = DistributedDataParallel(student) if d.enabled else student
+    forward_student = torch.compile(student_ddp) if cfg["compile"] else student_ddp
+    n_global, n_local = view_cfg.global_views.count, view_cfg.local_views.count
+    criterion = SVTLoss(cfg["head"]["out_dim"], cfg["loss"]["student_temp"], cfg["loss"]["center_momentum"])
+    criterion.to(d.device)
+
+    # optimiser and schedules
+    epochs = opt_cfg["epochs"]
+    optimizer = torch.optim.AdamW(param_groups(student))
+    peak_lr = opt_cfg["lr"] * opt_cfg["batch_size"] / opt_cfg["lr_reference_batch"]
+    lr_s = cosine_schedule(peak_lr, opt_cfg["min_lr"], epochs, iters_per_epoch, opt_cfg["warmup_epochs"])
+    wd_s = cosine_schedule(opt_cfg["weight_decay"], opt_cfg["weight_decay_end"], epochs, iters_per_epoch)
+    mom_s = cosine_schedule(opt_cfg["momentum_teacher"], 1.0, epochs, iters_per_epoch)
+    temp_s = teacher_temp_schedule(cfg["loss"], epochs)
+    amp = autocast_dtype(d.device, cfg["precision"])
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+
+    # resume
+    start_iter = 0
+    state = newest_checkpoint(work_dir)
+    if state is not None:
+        student.load_state_dict(state["student"])
+        teacher.load_state_dict(state["teacher"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        criterion.center.copy_(state["center"].to(d.device))
+        start_iter = int(state["iteration"])
+        set_rng_state(state["rng"][d.rank])
+        if d.is_main:
+            log.info("resumed from iteration %d", start_iter)
+
+    def save(it: int):
+        """Every rank's RNG state is gathered so that each resumes exactly."""
+        states = [None] * d.world_size
+        if d.enabled:
+            torch.distributed.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if d.is_main:
+            save_checkpoint(work_dir / f"checkpoint_{it:08d}.pth", {
+                "format": "svt-train", "student": student.state_dict(), "teacher": teacher.state_dict(),
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "center": criterion.center,
+                "iteration": it, "epoch": it // iters_per_epoch, "rng": states,
+                "config": json.loads(json.dumps(cfg)), "world_size": d.world_size})
+            for old in sorted(work_dir.glob("checkpoint_*.pth"))[: -cfg["keep_checkpoints"]]:
+                old.unlink()
+
+    total = epochs * iters_per_epoch
+    metrics_f = open(work_dir / "metrics.jsonl", "a") if d.is_main else None
+    bar = tqdm(total=total, initial=start_iter, desc="pretrain", unit="it", disable=not d.is_main)
+    it = start_iter
+    failures = 0
+    stats = {}
+    while it < total:
+        epoch = it // iters_per_epoch
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch, start_batch=it % iters_per_epoch)
+        loader = make_loader(dataset, per_rank, cfg["data"]["workers"], shuffle=False, seed=cfg["seed"],
+                             sampler=sampler, drop_last=True)
+        t_data = time.perf_counter()
+        for batch in loader:
+            t_step = time.perf_counter()
+            views = [v.to(d.device, non_blocking=True) for v in batch["views"]]
+            failures += len(batch["failed"])
+            for g in range(2):
+                optimizer.param_groups[g]["lr"] = lr_s[it]
+            optimizer.param_groups[0]["weight_decay"] = wd_s[it]
+
+            # the teacher's target view(s): paper = one global view drawn per iteration; official = both
+            if cfg["teacher_views"] == "paper":
+                teacher_globals = [int(np.random.default_rng([cfg["seed"], it]).integers(n_global))]
+            else:
+                teacher_globals = list(range(n_global))
+            pairs = view_pairs(cfg["correspondences"], n_global, n_local, teacher_globals)
+            t_ids = sorted({t for t, _ in pairs})
+            s_ids = sorted({s for _, s in pairs})
+            with autocast(d.device, amp):
+                with torch.no_grad():
+                    t_out = teacher([views[i] for i in t_ids]).chunk(len(t_ids))
+                s_out = forward_student([views[i] for i in s_ids]).chunk(len(s_ids))
+            t_map = dict(zip(t_ids, t_out))
+            loss, terms = criterion(dict(zip(s_ids, s_out)), t_map, pairs, float(temp_s[epoch]), n_global)
+            if not torch.isfinite(loss):
+                bad = {k: float(v) for k, v in terms.items()}
+                raise NonFiniteLoss(f"loss is {loss.item()} at iteration {it} (epoch {epoch}); terms {bad}; "
+                                    f"the last good checkpoint in {work_dir} is kept")
+
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if opt_cfg["clip_grad"]:
+                scaler.unscale_(optimizer)
+                clip_gradients(student, opt_cfg["clip_grad"])
+            if epoch < opt_cfg["freeze_last_layer"]:
+                for name, p in student.named_parameters():
+                    if "last_layer" in name:
+                        p.grad = None
+            scaler.step(optimizer)
+            scaler.update()
+            with torch.no_grad():
+                m = float(mom_s[it])
+                for ps, pt in zip(student.parameters(), teacher.parameters()):
+                    pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+            criterion.update_center(t_map, d)
+            it += 1
+
+            now = time.perf_counter()
+            clips = per_rank * d.world_size
+            tokens = sum(v.shape[0] * v.shape[2] * (v.shape[3] // student.backbone.cfg.patch_size) ** 2
+                         for v in views) * d.world_size
+            with torch.no_grad():
+                probs = torch.softmax((torch.cat(t_out).float() - criterion.center) / float(temp_s[epoch]), -1)
+                entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+            stats = {"iteration": it, "epoch": epoch, "loss": loss.item(), **{k: float(v) for k, v in terms.items()},
+                     "lr": float(lr_s[it - 1]), "wd": float(wd_s[it - 1]), "momentum": m,
+                     "teacher_temp": float(temp_s[epoch]), "teacher_entropy": entropy,
+                     "clips_per_s": clips / (now - t_data), "tokens_per_s": tokens / (now - t_data),
+                     "data_wait": (t_step - t_data) / (now - t_data), "decode_failures": failures}
+            if d.is_main:
+                metrics_f.write(json.dumps(stats) + "\n")
+                metrics_f.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.3f}", wait=f"{stats['data_wait']:.2f}")
+            if it % cfg["checkpoint_every"] == 0 or it % iters_per_epoch == 0:
+                save(it)
+            t_data = time.perf_counter()
+            if it >= total:
+                break
+    bar.close()
+    summary = {"iterations": total, "epochs": epochs, "world_size": d.world_size, "final": stats,
+               "decode_failures": failures, "config": cfg, "init": init,
+               "precision": str(amp).replace("torch.", "") if amp else "fp32"}
+    if d.is_main:
+        metrics_f.close()
+        export_official(out, teacher.backbone, teacher.head, meta=summary)
+    if d.enabled:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def add_pretrain_arguments(p):
+    p.add_argument("--config", required=True, help="YAML with the pretraining settings (see config/README.md)")
+    p.add_argument("--index", required=True, help="video index of the pretraining set (svt index)")
+    p.add_argument("--root", required=True, help="dataset root the index paths are relative to")
+    p.add_argument("--work", required=True, help="work folder: checkpoints and metrics (resumed from)")
+    p.add_argument("--out", required=True, help="final teacher, official flat format (+ .json metadata)")
+    p.add_argument("--init", help="checkpoint for the spatial initialisation (DINO ImageNet ViT)")
+
+
+def run_pretrain(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = yaml.safe_load(Path(args.config).read_text()) or {}
+    run(cfg, args.index, args.root, args.work, args.out, args.init)
+    return 0
