@@ -187,7 +187,8 @@ def official_state_dict(backbone: VisionTransformer, head: nn.Module | None = No
 
 def check_serialisable(obj, where: str = "checkpoint") -> None:
     """Our checkpoints hold tensors, numbers, strings, lists and dicts only (loadable with weights_only)."""
-    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
+    # exact types: numpy scalars subclass float but weights_only loading refuses them
+    if isinstance(obj, torch.Tensor) or obj is None or type(obj) in (bool, int, float, str):
         return
     if isinstance(obj, dict):
         for k, v in obj.items():

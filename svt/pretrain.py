@@ -151,9 +151,6 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     d = init_distributed()
     work_dir = Path(work)
     work_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg["seed"] + d.rank)
-    np.random.seed(cfg["seed"] + d.rank)
-    random.seed(cfg["seed"] + d.rank)
 
     # data
     view_cfg = ViewConfig.from_dict(cfg["views"])
@@ -169,13 +166,17 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     if iters_per_epoch == 0:
         raise ValueError(f"{len(dataset)} training videos cannot fill one batch of {opt_cfg['batch_size']}")
 
-    # models
+    # models: initialised identically on every rank; then each rank gets its own random stream (drop path)
+    torch.manual_seed(cfg["seed"])
     student, teacher = build_models(cfg, d.device)
     if init:
         report = load_checkpoint(student.backbone, init)
         if d.is_main:
             log.info("initialisation: %s", report)
     teacher.load_state_dict(student.state_dict())
+    torch.manual_seed(cfg["seed"] + d.rank)
+    np.random.seed(cfg["seed"] + d.rank)
+    random.seed(cfg["seed"] + d.rank)
     for p in teacher.parameters():
         p.requires_grad_(False)
     teacher.train(cfg["teacher_drop_path"])
@@ -244,8 +245,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             views = [v.to(d.device, non_blocking=True) for v in batch["views"]]
             failures += len(batch["failed"])
             for g in range(2):
-                optimizer.param_groups[g]["lr"] = lr_s[it]
-            optimizer.param_groups[0]["weight_decay"] = wd_s[it]
+                optimizer.param_groups[g]["lr"] = float(lr_s[it])
+            optimizer.param_groups[0]["weight_decay"] = float(wd_s[it])
 
             # the teacher's target view(s): paper = one global view drawn per iteration; official = both
             if cfg["teacher_views"] == "paper":
