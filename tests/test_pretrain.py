@@ -166,3 +166,31 @@ def test_torchrun_two_processes_keep_identical_weights_and_match_one_process(dat
     # is shift-invariant), so Adam turns the float rounding noise of different reduction orders into full steps.
     worst = max(((a[k] - b[k]).abs().max() / (b[k].abs().max() + 1e-8)).item() for k in b if "qkv.bias" not in k)
     assert worst < 1e-3, worst
+
+
+@pytest.mark.slow
+def test_a_training_epoch_over_broken_files_completes_and_counts_the_failures(tmp_path):
+    from svt.index import build_index, summarise
+    from svt.pretrain import run
+
+    root, _ = synth_dataset(tmp_path, "kinetics400", SynthConfig(classes=2, train_per_class=4, val_per_class=1,
+                                                                 width=64, height=48, frames=24))
+    videos = sorted((root / "videos" / "train").iterdir())
+    data = videos[0].read_bytes()
+    (videos[0].parent / "trunc000000_000000_000010.mp4").write_bytes(data[: len(data) // 3])
+    (videos[0].parent / "empty000000_000000_000010.mp4").write_bytes(b"")
+    (videos[0].parent / "text0000000_000000_000010.mp4").write_text("not a video")
+    with open(root / "annotations" / "train.csv", "a") as fh:
+        fh.write("".join(f"broken,{y},0,10,train,0\n" for y in ("trunc000000", "empty000000", "text0000000")))
+    index = build_index("kinetics400", root, deep=False)
+    assert summarise(index, "kinetics400")["quarantined"] == 3
+    write_index(index, tmp_path / "index.parquet")
+    damaged = bytearray(videos[1].read_bytes())  # breaks after indexing: found during the epoch
+    damaged[len(damaged) // 2: len(damaged) // 2 + 400] = b"\xff" * 400
+    videos[1].write_bytes(bytes(damaged))
+
+    cfg = json.loads(json.dumps(TINY_RUN))
+    cfg["optim"]["epochs"] = 1
+    summary = run(cfg, str(tmp_path / "index.parquet"), str(root), str(tmp_path / "work"), str(tmp_path / "t.pth"))
+    assert summary["iterations"] == 2 and summary["decode_failures"] >= 1
+    assert (tmp_path / "t.pth").exists() and (tmp_path / "t.pth.json").exists()
