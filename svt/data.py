@@ -64,6 +64,27 @@ class VideoDataset(Dataset):
     def rng(self, i: int, attempt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, i, attempt])
 
+    def load(self, i: int, plan, replace: bool):
+        """Plan the views of video i (plan(row, rng) -> views) and decode them once.
+
+        On a decode error the video is replaced by a random other one (replace=True, training) or given up
+        (frames None, evaluation). Returns (row position, rng, views, frames per view, failed paths).
+        """
+        failed, j = [], i
+        for attempt in range(self.max_retries + 1):
+            rng = self.rng(i, attempt)
+            row = self.rows.iloc[j]
+            views = plan(row, rng)
+            try:
+                return j, rng, views, self.decode_views(row, views), failed
+            except DecodeError as e:
+                log.warning("%s: %s", "replacing sample" if replace else "skipping", e)
+                failed.append(str(row.path))
+                if not replace:
+                    return j, rng, views, None, failed
+                j = int(rng.integers(len(self.rows)))
+        raise RuntimeError(f"{self.max_retries + 1} videos in a row failed to decode; last: {failed[-1]}")
+
     def decode_views(self, row, views) -> list[np.ndarray]:
         union, positions = union_indices(views)
         frames = read_frames(self.root / row.path, union, num_frames=int(row.frames), num_threads=self.num_threads,
@@ -80,29 +101,17 @@ class PretrainDataset(VideoDataset):
         self.aug_cfg = aug_cfg
 
     def __getitem__(self, i):
-        failed = []
-        j = i
-        for attempt in range(self.max_retries + 1):
-            rng = self.rng(i, attempt)
-            row = self.rows.iloc[j]
-            try:
-                views = sample_views(int(row.frames), int(row.height), int(row.width), self.view_cfg, rng)
-                clips = self.decode_views(row, views)
-            except DecodeError as e:
-                log.warning("replacing sample: %s", e)
-                failed.append(str(row.path))
-                j = int(rng.integers(len(self.rows)))
-                continue
-            out = []
-            n_global = 0
-            for view, frames in zip(views, clips):
-                slot = min(n_global, 1) if view.kind == "global" else 2
-                n_global += view.kind == "global"
-                x = crop_resize(frames, view.crop, view.size)
-                x = augment.apply(x, augment.sample_params(self.aug_cfg, len(frames), slot, rng))
-                out.append(x.transpose(0, 1).contiguous())  # (3, T, S, S)
-            return {"views": out, "index": j, "failed": failed}
-        raise RuntimeError(f"{self.max_retries + 1} videos in a row failed to decode; last: {failed[-1]}")
+        j, rng, views, clips, failed = self.load(i, lambda row, rng: sample_views(
+            int(row.frames), int(row.height), int(row.width), self.view_cfg, rng), replace=True)
+        out = []
+        n_global = 0
+        for view, frames in zip(views, clips):
+            slot = min(n_global, 1) if view.kind == "global" else 2
+            n_global += view.kind == "global"
+            x = crop_resize(frames, view.crop, view.size)
+            x = augment.apply(x, augment.sample_params(self.aug_cfg, len(frames), slot, rng))
+            out.append(x.transpose(0, 1).contiguous())  # (3, T, S, S)
+        return {"views": out, "index": j, "failed": failed}
 
 
 class EvalDataset(VideoDataset):
@@ -128,24 +137,10 @@ class EvalDataset(VideoDataset):
         return eval_train_views(n, h, w, self.clips, rng)
 
     def __getitem__(self, i):
-        failed = []
-        j = i
-        for attempt in range(self.max_retries + 1):
-            rng = self.rng(i, attempt)
-            row = self.rows.iloc[j]
-            views = self._views(row, rng)
-            try:
-                frames = self.decode_views(row, views)
-                break
-            except DecodeError as e:
-                log.warning("%s: %s", "skipping" if self.mode == "test" else "replacing", e)
-                failed.append(str(row.path))
-                if self.mode == "test":
-                    return {"clips": [torch.zeros(self.crops, 3, t, s, s) for t, s in self.clips],
-                            "label": -1, "index": i, "failed": failed}
-                j = int(rng.integers(len(self.rows)))
-        else:
-            raise RuntimeError(f"{self.max_retries + 1} videos in a row failed to decode; last: {failed[-1]}")
+        j, rng, views, frames, failed = self.load(i, self._views, replace=self.mode == "train")
+        if frames is None:
+            return {"clips": [torch.zeros(self.crops, 3, t, s, s) for t, s in self.clips],
+                    "label": -1, "index": i, "failed": failed}
         tensors = []
         for view, fr in zip(views, frames):
             x = crop_resize(fr, view.crop, view.size)

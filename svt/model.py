@@ -10,7 +10,7 @@ i.e. patch index n = h * W + w is the outer axis and time t the inner one.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -344,7 +344,3 @@ def build_backbone(preset: str | None = "vit_base_patch16", **overrides) -> Visi
 def build_head(in_dim: int = 768, out_dim: int = 65536, hidden_dim: int = 2048, bottleneck_dim: int = 256,
                norm_last_layer: bool = True) -> DINOHead:
     return DINOHead(in_dim, out_dim, hidden_dim, bottleneck_dim, norm_last_layer)
-
-
-def with_overrides(cfg: BackboneConfig, **kw) -> BackboneConfig:
-    return replace(cfg, **kw)
