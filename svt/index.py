@@ -17,6 +17,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -55,35 +56,33 @@ def build_index(dataset: str, root: str | Path, split: int = 1, deep: bool = Fal
     stats = [_stat(root / p) for p in df["path"]]
     df["size"] = [s for s, _ in stats]
     df["mtime_ns"] = [m for _, m in stats]
+    for k in META + ["status"]:
+        df[k] = None
     df["deep"] = deep
 
-    reuse = {}
+    fresh = np.ones(len(df), dtype=bool)
     if previous is not None and len(previous):
-        prev = previous.set_index("path")
-        for i, (p, s, m) in enumerate(zip(df["path"], df["size"], df["mtime_ns"])):
-            if p in prev.index:
-                old = prev.loc[p]
-                if old["size"] == s and old["mtime_ns"] == m and (bool(old["deep"]) or not deep):
-                    reuse[i] = {k: old[k] for k in META + ["status", "deep"]}
+        old = previous.drop_duplicates("path").set_index("path").reindex(df["path"]).reset_index(drop=True)
+        fresh = ~((old["size"] == df["size"]) & (old["mtime_ns"] == df["mtime_ns"])
+                  & (old["deep"].fillna(False).astype(bool) | (not deep))).to_numpy()
+        kept = META + ["status", "deep"]
+        df.loc[~fresh, kept] = old.loc[~fresh, kept]
 
-    todo = [i for i in range(len(df)) if i not in reuse]
-    results: dict[int, dict] = dict(reuse)
+    todo = np.flatnonzero(fresh)
     jobs = [(str(root / df["path"].iat[i]), deep) for i in todo]
     desc = f"index {dataset}" + (" (deep)" if deep else "")
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
-            it = pool.map(probe_row, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-            for i, res in zip(todo, tqdm(it, total=len(jobs), desc=desc, unit="video")):
-                results[i] = res
+            results = list(tqdm(pool.map(probe_row, jobs, chunksize=max(1, len(jobs) // (workers * 8))),
+                                total=len(jobs), desc=desc, unit="video"))
     else:
-        for i, job in zip(todo, tqdm(jobs, desc=desc, unit="video")):
-            results[i] = probe_row(job)
-    meta = pd.DataFrame([results[i] for i in range(len(df))], index=df.index)
+        results = [probe_row(job) for job in tqdm(jobs, desc=desc, unit="video")]
     for k in META + ["status"]:
-        df[k] = meta[k]
-    if "deep" in meta:
-        df["deep"] = meta["deep"].fillna(deep).astype(bool)
-    log.info("%s: %d videos, %d read, %d reused", dataset, len(df), len(todo), len(reuse))
+        df.loc[todo, k] = [r[k] for r in results]
+    df = df.infer_objects()  # numeric metadata columns back to numeric dtypes
+    df["deep"] = df["deep"].astype(bool)
+    reuse = len(df) - len(todo)
+    log.info("%s: %d videos, %d read, %d reused", dataset, len(df), len(todo), reuse)
     return df
 
 

@@ -6,7 +6,7 @@ import json
 
 from svt.checkpoint import export_official, load_checkpoint
 from svt.flops import count_macs, count_params
-from svt.model import PRESETS, MultiCropWrapper, backbone_config, build_head
+from svt.model import PRESETS, MultiCropWrapper, VisionTransformer, backbone_config, build_head
 
 
 def add_info_arguments(p):
@@ -38,8 +38,6 @@ def add_convert_arguments(p):
 
 
 def run_convert(args) -> int:
-    from svt.model import VisionTransformer
-
     backbone = VisionTransformer(backbone_config(args.preset, num_frames=args.num_frames))
     model = MultiCropWrapper(backbone, build_head(backbone.embed_dim, args.out_dim))
     report = load_checkpoint(model, args.src, which=args.which)

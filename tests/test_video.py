@@ -82,3 +82,17 @@ def test_corrupted_stream_opens_but_fails_when_its_late_frames_are_fetched(share
     assert read_frames(path, [0, 10, 27]).shape[0] == 3
     with pytest.raises(DecodeError, match="corrupted.mp4"):
         read_frames(path, [0, 40])
+
+
+def test_reindexing_reads_only_changed_files(tmp_path):
+    from helpers import synth_dataset
+
+    root, first = synth_dataset(tmp_path)
+    changed = root / first.path.iat[0]
+    changed.write_bytes(b"")
+    again = build_index("kinetics400", root, deep=True, previous=first)
+    assert again.status.iat[0] == "empty file"
+    assert again.drop(index=0).equals(first.drop(index=0))
+    shallow_then_deep = build_index("kinetics400", root, deep=True,
+                                    previous=build_index("kinetics400", root, deep=False))
+    assert shallow_then_deep.deep.all()
