@@ -15,13 +15,20 @@ Everything is read with ``torch.load(weights_only=True)``. Our own files hold te
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import random
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 
 from svt.io import atomic_write, save_json
 from svt.model import MultiCropWrapper, VisionTransformer, resize_spatial_pos, resize_temporal_pos
+
+log = logging.getLogger("svt.checkpoint")
 
 _PREFIXES = ("module.", "model.", "_orig_mod.")
 _PARAMETRIZED = {
@@ -214,3 +221,49 @@ def export_official(path: str | os.PathLike, backbone: VisionTransformer, head: 
     save_checkpoint(path, official_state_dict(backbone, head))
     if meta is not None:
         save_json(str(path) + ".json", meta)
+
+
+# ---------------------------------------------------------------- training state (exact resume)
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"key": np_state[0], "state": torch.from_numpy(np_state[1].astype(np.int64)),
+                      "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+            "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()]}
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    if s["cuda"]:
+        torch.cuda.set_rng_state_all(s["cuda"])
+    n = s["numpy"]
+    np.random.set_state((n["key"], n["state"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = s["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def newest_checkpoint(work: Path) -> dict | None:
+    """The newest checkpoint that loads; a damaged newer one is skipped with a warning."""
+    for path in sorted(work.glob("checkpoint_*.pth"), reverse=True):
+        try:
+            return torch_load(path)
+        except Exception as e:  # noqa: BLE001
+            log.warning("skipping unreadable checkpoint %s: %s", path, e)
+    return None
+
+
+def save_training_state(work_dir: Path, it: int, d, keep: int, state: dict) -> None:
+    """checkpoint_<it>.pth in the work folder: `state` + iteration + every rank's RNG state (gathered, so each
+    rank resumes exactly); written atomically by rank 0, keeping the newest `keep` files."""
+    states = [None] * d.world_size
+    if d.enabled:
+        torch.distributed.all_gather_object(states, rng_state())
+    else:
+        states = [rng_state()]
+    if d.is_main:
+        save_checkpoint(Path(work_dir) / f"checkpoint_{it:08d}.pth",
+                        {**state, "iteration": it, "rng": states, "world_size": d.world_size})
+        for old in sorted(Path(work_dir).glob("checkpoint_*.pth"))[:-keep]:
+            old.unlink()

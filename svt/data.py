@@ -100,9 +100,11 @@ class PretrainDataset(VideoDataset):
         self.view_cfg = view_cfg
         self.aug_cfg = aug_cfg
 
+    def plan(self, row, rng):
+        return sample_views(int(row.frames), int(row.height), int(row.width), self.view_cfg, rng)
+
     def __getitem__(self, i):
-        j, rng, views, clips, failed = self.load(i, lambda row, rng: sample_views(
-            int(row.frames), int(row.height), int(row.width), self.view_cfg, rng), replace=True)
+        j, rng, views, clips, failed = self.load(i, self.plan, replace=True)
         out = []
         n_global = 0
         for view, frames in zip(views, clips):

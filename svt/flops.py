@@ -31,3 +31,12 @@ def count_params(cfg: BackboneConfig) -> int:
 def inference_macs(cfg: BackboneConfig, clips: list[tuple[int, int]], crops: int) -> int:
     """MACs to classify one video: every (frames, size) clip at `crops` spatial crops."""
     return crops * sum(count_macs(cfg, t, s) for t, s in clips)
+
+
+def pretraining_step_macs(cfg: BackboneConfig, global_views: list[tuple[int, int]], local_views: list[tuple[int, int]],
+                          teacher_views: int = 1, batch: int = 1) -> int:
+    """Backbone MACs of one SVT step with the paper's correspondences (l->g, g->g): the teacher's forward on
+    `teacher_views` global views, the student's forward + backward (~3 forwards) on every view."""
+    shapes = global_views + local_views
+    teacher = teacher_views * max(count_macs(cfg, t, s, batch) for t, s in global_views)
+    return teacher + 3 * sum(count_macs(cfg, t, s, batch) for t, s in shapes)

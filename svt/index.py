@@ -137,3 +137,27 @@ def run_index(args) -> int:
     for q in summary["quarantine"]:
         log.warning("quarantined %s: %s", q["path"], q["reason"])
     return 0
+
+
+def subset(index: pd.DataFrame, videos: int, seed: int, split: str = "train") -> pd.DataFrame:
+    """A fixed random subset of the usable `split` videos (the paper's 60K-video K400 set for ablations, §4.3),
+    drawn with a seeded generator, so the same index and seed always give the same set."""
+    usable = index[(index["split"] == split) & (index["status"] == "ok")]
+    if videos > len(usable):
+        raise ValueError(f"subset: asks for {videos} {split} videos, the index has {len(usable)} usable ones")
+    pick = np.sort(np.random.default_rng(seed).choice(len(usable), size=videos, replace=False))
+    return usable.iloc[pick].reset_index(drop=True)
+
+
+def add_subset_arguments(p):
+    p.add_argument("--index", required=True, help="index to draw from")
+    p.add_argument("--videos", type=int, required=True, help="number of training videos")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="subset index (.parquet or .csv)")
+
+
+def run_subset(args) -> int:
+    df = subset(read_index(args.index), args.videos, args.seed)
+    write_index(df, args.out)
+    print(json.dumps({"videos": len(df), "classes": int(df["label"].nunique()), "seed": args.seed}))
+    return 0

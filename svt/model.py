@@ -320,9 +320,10 @@ class MultiCropWrapper(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
-        feats = [self.backbone(torch.cat(group)) for group in group_views(views)]
-        return self.head(torch.cat(feats))
+    def forward(self, views: list[torch.Tensor], return_features: bool = False):
+        feats = torch.cat([self.backbone(torch.cat(group)) for group in group_views(views)])
+        out = self.head(feats)
+        return (out, feats) if return_features else out
 
 
 def group_views(views: list[torch.Tensor]) -> list[list[torch.Tensor]]:

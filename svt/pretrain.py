@@ -9,7 +9,6 @@ preempted job keeps it: rerunning the same command resumes bit-exactly from the 
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -19,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from svt import augment
-from svt.checkpoint import export_official, load_checkpoint, save_checkpoint, torch_load
+from svt.checkpoint import (export_official, load_checkpoint, newest_checkpoint, save_training_state,
+                            set_rng_state)
+from svt.config import load_yaml, merge
 from svt.data import PretrainDataset, make_loader
-from svt.device import Dist, autocast, autocast_dtype, init_distributed
+from svt.device import autocast, autocast_dtype, init_distributed
 from svt.index import read_index
 from svt.loss import SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
@@ -56,13 +56,6 @@ DEFAULTS = {
     "keep_checkpoints": 2,
     "seed": 0,
 }
-
-
-def merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 # ---------------------------------------------------------------- schedules (DINO: plain arrays)
@@ -98,36 +91,14 @@ def clip_gradients(model: torch.nn.Module, clip: float) -> None:
             p.grad.mul_(torch.clamp(clip / (norm + 1e-6), max=1.0))
 
 
+def collapse_std(features: torch.Tensor) -> float:
+    """Std over the batch of L2-normalised features, times sqrt(dim): ~1 for spread-out features, 0 when every
+    clip maps to the same point (the collapse DINO's centering and sharpening prevent)."""
+    f = torch.nn.functional.normalize(features.float(), dim=-1)
+    return float(f.std(0).mean() * math.sqrt(f.shape[-1])) if len(f) > 1 else float("nan")
+
+
 # ---------------------------------------------------------------- checkpoints
-
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {"key": np_state[0], "state": torch.from_numpy(np_state[1].astype(np.int64)),
-                      "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-            "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()]}
-
-
-def set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    if s["cuda"]:
-        torch.cuda.set_rng_state_all(s["cuda"])
-    n = s["numpy"]
-    np.random.set_state((n["key"], n["state"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    py = s["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-
-
-def newest_checkpoint(work: Path) -> dict | None:
-    """The newest checkpoint that loads; a damaged newer one is skipped with a warning."""
-    for path in sorted(work.glob("checkpoint_*.pth"), reverse=True):
-        try:
-            return torch_load(path)
-        except Exception as e:  # noqa: BLE001
-            log.warning("skipping unreadable checkpoint %s: %s", path, e)
-    return None
-
 
 # ---------------------------------------------------------------- the run
 
@@ -146,6 +117,29 @@ def build_models(cfg: dict, device) -> tuple[MultiCropWrapper, MultiCropWrapper]
     return student.to(device), teacher.to(device)
 
 
+def svt_loss(student, teacher, criterion: SVTLoss, views: list[torch.Tensor], pairs: list[tuple[int, int]],
+             teacher_temp: float, n_global: int, amp):
+    """Eq. 3 for one batch: the teacher sees its target views, the student the views it predicts them from
+    (one backbone pass per distinct view shape). Returns loss, per-kind terms, teacher logits, teacher features."""
+    t_ids = sorted({t for t, _ in pairs})
+    s_ids = sorted({s for _, s in pairs})
+    with autocast(views[0].device, amp):
+        with torch.no_grad():
+            t_logits, t_feats = teacher([views[i] for i in t_ids], return_features=True)
+        s_out = student([views[i] for i in s_ids]).chunk(len(s_ids))
+    t_map = dict(zip(t_ids, t_logits.chunk(len(t_ids))))
+    loss, terms = criterion(dict(zip(s_ids, s_out)), t_map, pairs, teacher_temp, n_global)
+    return loss, terms, t_map, t_feats
+
+
+def build_dataset(cfg: dict, index_path: str, root: str) -> PretrainDataset:
+    """The training set with the run's view sampler (Tables 5-6) and augmentations (Table 7)."""
+    cfg = merge(DEFAULTS, cfg)
+    return PretrainDataset(read_index(index_path), root, ViewConfig.from_dict(cfg["views"]),
+                           augment.AugmentConfig.from_dict(cfg["augment"]), split="train", seed=cfg["seed"],
+                           num_threads=cfg["data"]["decode_threads"])
+
+
 def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | None = None) -> dict:
     cfg = merge(DEFAULTS, cfg)
     d = init_distributed()
@@ -153,10 +147,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     work_dir.mkdir(parents=True, exist_ok=True)
 
     # data
-    view_cfg = ViewConfig.from_dict(cfg["views"])
-    aug_cfg = augment.AugmentConfig.from_dict(cfg["augment"])
-    dataset = PretrainDataset(read_index(index_path), root, view_cfg, aug_cfg, split="train", seed=cfg["seed"],
-                              num_threads=cfg["data"]["decode_threads"])
+    dataset = build_dataset(cfg, index_path, root)
+    view_cfg = dataset.view_cfg
     opt_cfg = cfg["optim"]
     if opt_cfg["batch_size"] % d.world_size:
         raise ValueError(f"optim.batch_size {opt_cfg['batch_size']} is not divisible by {d.world_size} processes")
@@ -212,20 +204,10 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             log.info("resumed from iteration %d", start_iter)
 
     def save(it: int):
-        """Every rank's RNG state is gathered so that each resumes exactly."""
-        states = [None] * d.world_size
-        if d.enabled:
-            torch.distributed.all_gather_object(states, rng_state())
-        else:
-            states = [rng_state()]
-        if d.is_main:
-            save_checkpoint(work_dir / f"checkpoint_{it:08d}.pth", {
-                "format": "svt-train", "student": student.state_dict(), "teacher": teacher.state_dict(),
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "center": criterion.center,
-                "iteration": it, "epoch": it // iters_per_epoch, "rng": states,
-                "config": json.loads(json.dumps(cfg)), "world_size": d.world_size})
-            for old in sorted(work_dir.glob("checkpoint_*.pth"))[: -cfg["keep_checkpoints"]]:
-                old.unlink()
+        save_training_state(work_dir, it, d, cfg["keep_checkpoints"], {
+            "format": "svt-train", "student": student.state_dict(), "teacher": teacher.state_dict(),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "center": criterion.center,
+            "epoch": it // iters_per_epoch, "config": json.loads(json.dumps(cfg))})
 
     total = epochs * iters_per_epoch
     metrics_f = open(work_dir / "metrics.jsonl", "a") if d.is_main else None
@@ -254,14 +236,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             else:
                 teacher_globals = list(range(n_global))
             pairs = view_pairs(cfg["correspondences"], n_global, n_local, teacher_globals)
-            t_ids = sorted({t for t, _ in pairs})
-            s_ids = sorted({s for _, s in pairs})
-            with autocast(d.device, amp):
-                with torch.no_grad():
-                    t_out = teacher([views[i] for i in t_ids]).chunk(len(t_ids))
-                s_out = forward_student([views[i] for i in s_ids]).chunk(len(s_ids))
-            t_map = dict(zip(t_ids, t_out))
-            loss, terms = criterion(dict(zip(s_ids, s_out)), t_map, pairs, float(temp_s[epoch]), n_global)
+            loss, terms, t_map, t_feats = svt_loss(forward_student, teacher, criterion, views, pairs,
+                                                   float(temp_s[epoch]), n_global, amp)
             if not torch.isfinite(loss):
                 bad = {k: float(v) for k, v in terms.items()}
                 raise NonFiniteLoss(f"loss is {loss.item()} at iteration {it} (epoch {epoch}); terms {bad}; "
@@ -290,11 +266,14 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             tokens = sum(v.shape[0] * v.shape[2] * (v.shape[3] // student.backbone.cfg.patch_size) ** 2
                          for v in views) * d.world_size
             with torch.no_grad():
-                probs = torch.softmax((torch.cat(t_out).float() - criterion.center) / float(temp_s[epoch]), -1)
+                centred = torch.cat(list(t_map.values())).float() - criterion.center
+                probs = torch.softmax(centred / float(temp_s[epoch]), -1)
                 entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+                feature_std = collapse_std(t_feats)
             stats = {"iteration": it, "epoch": epoch, "loss": loss.item(), **{k: float(v) for k, v in terms.items()},
                      "lr": float(lr_s[it - 1]), "wd": float(wd_s[it - 1]), "momentum": m,
                      "teacher_temp": float(temp_s[epoch]), "teacher_entropy": entropy,
+                     "teacher_entropy_max": math.log(cfg["head"]["out_dim"]), "feature_std": feature_std,
                      "clips_per_s": clips / (now - t_data), "tokens_per_s": tokens / (now - t_data),
                      "data_wait": (t_step - t_data) / (now - t_data), "decode_failures": failures}
             if d.is_main:
@@ -331,6 +310,6 @@ def add_pretrain_arguments(p):
 
 def run_pretrain(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = yaml.safe_load(Path(args.config).read_text()) or {}
+    cfg = load_yaml(args.config)
     run(cfg, args.index, args.root, args.work, args.out, args.init)
     return 0

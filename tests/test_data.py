@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import svt.data
-from helpers import TINY, synth_dataset
+from helpers import synth_dataset
 from svt import augment
 from svt.data import EvalDataset, PretrainDataset, make_loader
 from svt.index import build_index, summarise

@@ -1,0 +1,93 @@
+"""GPU benchmark of one SVT pretraining step at paper scale: ViT-B/16, the paper's 2 global (16x224, 8x224) and
+8 local (2/4/8/16 x 96) views, DINO head 65536, the paper's correspondences, batch 8, bf16 autocast.
+
+Prints clips/s, peak GPU memory and model FLOP utilisation (MFU = model FLOPs per step / step time / peak bf16
+FLOP/s of the card). Model FLOPs are counted by svt.flops on the real backbone: teacher forward on its target
+view + student forward and backward (3x forward) on every view it predicts from. Random tensors stand in for
+decoded clips so that this measures the model step alone (bench_pretrain.py measures data loading).
+One command, a few minutes: python bench/gpu_pretrain.py [--steps 20] [--compile] [--precision bf16]
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from svt.device import Dist, autocast_dtype
+from svt.flops import count_macs
+from svt.loss import SVTLoss, view_pairs
+from svt.model import backbone_config
+from svt.pretrain import DEFAULTS, build_models, clip_gradients, param_groups, svt_loss
+from svt.views import ViewConfig
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "V100": 125e12}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--device", default="cuda", help="cpu only to check the script itself (with a small --preset)")
+    p.add_argument("--preset", default=DEFAULTS["model"]["preset"])
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("gpu_pretrain.py: no CUDA GPU here")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    cfg = {**DEFAULTS, "model": {**DEFAULTS["model"], "preset": args.preset}}
+    student, teacher = build_models(cfg, device)
+    for q in teacher.parameters():
+        q.requires_grad_(False)
+    forward = torch.compile(student) if args.compile else student
+    views_cfg = ViewConfig()
+    shapes = [(t, views_cfg.global_views.size) for t in views_cfg.global_views.frames] + \
+             [(t, views_cfg.local_views.size) for t in views_cfg.local_views.frames]
+    views = [torch.randn(args.batch, 3, t, s, s, device=device) for t, s in shapes]
+    n_global = views_cfg.global_views.count
+    criterion = SVTLoss(cfg["head"]["out_dim"]).to(device)
+    optimizer = torch.optim.AdamW(param_groups(student), lr=1e-5)
+    amp = autocast_dtype(device, args.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    bcfg = backbone_config(cfg["model"]["preset"], num_frames=cfg["model"]["num_frames"])
+    macs = {shape: count_macs(bcfg, *shape, batch=args.batch) for shape in set(shapes)}
+
+    times, step_flops = [], []
+    for step in range(args.steps + 3):  # 3 warm-up steps (allocator, autotuning, compilation)
+        teacher_global = int(np.random.default_rng(step).integers(n_global))
+        pairs = view_pairs(cfg["correspondences"], n_global, len(shapes) - n_global, [teacher_global])
+        sync()
+        t0 = time.perf_counter()
+        loss, _, t_map, _ = svt_loss(forward, teacher, criterion, views, pairs, 0.04, n_global, amp)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        clip_gradients(student, 3.0)
+        scaler.step(optimizer)
+        scaler.update()
+        with torch.no_grad():
+            for ps, pt in zip(student.parameters(), teacher.parameters()):
+                pt.mul_(0.996).add_(ps.detach(), alpha=0.004)
+        criterion.update_center(t_map, Dist())
+        sync()
+        if step >= 3:
+            times.append(time.perf_counter() - t0)
+            students = sorted({s for _, s in pairs})
+            step_flops.append(2 * (macs[shapes[teacher_global]] + 3 * sum(macs[shapes[s]] for s in students)))
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    step_s = float(np.median(times))
+    achieved = float(np.mean(step_flops)) / step_s
+    print(f"device {name}; {args.preset} + DINO head {cfg['head']['out_dim']}; views {shapes}; batch {args.batch}; "
+          f"{args.precision}; compile {args.compile}; {args.steps} steps")
+    mfu = f"{achieved / peak:.1%}" if peak else "n/a (peak bf16 FLOP/s of this device unknown)"
+    print(f"step {step_s * 1e3:.0f} ms  clips/s {args.batch / step_s:.2f}  peak memory {memory:.1f} GiB  "
+          f"model TFLOP/s {achieved / 1e12:.2f}  MFU {mfu}")
+
+
+if __name__ == "__main__":
+    main()

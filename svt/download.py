@@ -1,0 +1,339 @@
+"""`svt download` and `svt extract`: the real benchmarks from their sources to svt's canonical layouts.
+
+Downloads are resumable (HTTP Range on a `.part` file), parallel, verified against the checksum in the config
+when one is published, and renamed into place only after verification, so a partial or corrupt file is never
+taken for a complete one. Extraction refuses archive members with absolute paths or `..` (and links leaving the
+target), handles tar(.gz), zip and RAR4/RAR5 (unrar2-cffi, solid and compressed members), and writes into a
+temporary folder renamed into place at the end.
+
+Canonical layouts (read by svt/datasets.py):
+- kinetics400: annotations/{train,val}.csv (CVDF) + videos/{train,val}/<youtube_id>_<start>_<end>.mp4, the
+  replacement pack applied; missing.csv lists CSV rows without a video (the CVDF copy lacks ~2%).
+- ucf101: UCF-101/<Class>/*.avi + ucfTrainTestlist/ (classInd, train/test lists).
+- hmdb51: videos/<class>/*.avi (51 inner RARs unpacked) + testTrainMulti_7030_splits/.
+- ssv2: 20bn-something-something-v2/<id>.webm + labels/{labels,train,validation}.json; the files are placed by
+  hand (Qualcomm login), this stage checks them (old 20-chunk and newer layouts), reassembles and extracts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+from tqdm import tqdm
+
+from svt.config import load_yaml
+from svt.io import save_json
+
+log = logging.getLogger("svt.download")
+CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+class UnsafeArchive(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- downloads
+
+def file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, checksum: str | None) -> None:
+    """checksum: "sha256:<hex>" or "md5:<hex>" (None: nothing published, size and completeness only)."""
+    if not checksum:
+        return
+    algorithm, expected = checksum.split(":", 1)
+    got = file_digest(path, algorithm)
+    if got != expected.lower():
+        raise DownloadError(f"{path}: {algorithm} is {got}, expected {expected} (file kept as {path}.bad, not used)")
+
+
+def fetch(url: str, dest: Path, checksum: str | None = None, retries: int = 5, timeout: float = 60) -> Path:
+    """Download url to dest, resuming dest.part across dropped connections and runs; verify; rename."""
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(retries + 1):
+        have = part.stat().st_size if part.exists() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                if have and r.status != 206:  # server ignored the range: start over
+                    have = 0
+                total = r.headers.get("Content-Range", "").rpartition("/")[2] or r.headers.get("Content-Length")
+                total = int(total) if total and total.isdigit() else None
+                with open(part, "ab" if have else "wb") as fh, \
+                        tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name) as bar:
+                    for block in iter(lambda: r.read(CHUNK), b""):
+                        fh.write(block)
+                        bar.update(len(block))
+            size = part.stat().st_size
+            if total is not None and size < total:
+                raise DownloadError(f"{url}: connection closed at {size} of {total} bytes")
+            break
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and part.exists():  # the part is already complete
+                break
+            raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
+        except (OSError, DownloadError) as e:
+            if attempt == retries:
+                raise DownloadError(f"{url}: failed after {retries + 1} attempts, last: {e}; "
+                                    f"{part} is kept and a rerun resumes it") from e
+            log.warning("%s: %s; resuming (attempt %d)", url, e, attempt + 2)
+            time.sleep(min(2 ** attempt, 30) * 0.1)
+    try:
+        verify(part, checksum)
+    except DownloadError:
+        part.replace(dest.with_name(dest.name + ".bad"))
+        raise
+    part.replace(dest)
+    return dest
+
+
+def fetch_all(items: list[tuple[str, Path, str | None]], workers: int) -> list[Path]:
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(lambda it: fetch(*it), items))
+
+
+# ---------------------------------------------------------------- safe extraction
+
+def check_member(name: str, target: Path) -> Path:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in p.parts:
+        raise UnsafeArchive(f"archive member {name!r} would be written outside {target}")
+    return target / p
+
+
+def extract(archive: Path, target: Path) -> None:
+    """Extract a tar(.gz), zip or rar archive into target, refusing unsafe member names."""
+    archive, target = Path(archive), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    name = archive.name.lower()
+    if name.endswith((".tar", ".tar.gz", ".tgz")) or tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for m in members:
+                check_member(m.name, target)
+                if (m.issym() or m.islnk()) and (PurePosixPath(m.linkname).is_absolute()
+                                                 or ".." in PurePosixPath(m.linkname).parts):
+                    raise UnsafeArchive(f"{archive}: link {m.name!r} -> {m.linkname!r} leaves {target}")
+            tf.extractall(target, members=members, filter="data")
+    elif zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for n in zf.namelist():
+                check_member(n, target)
+            zf.extractall(target)
+    elif name.endswith(".rar"):
+        from unrar.cffi import rarfile
+
+        rf = rarfile.RarFile(str(archive))
+        for info in rf.infolist():
+            out = check_member(info.filename, target)
+            if info.filename.endswith(("/", "\\")) or info.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(rf.read(info))
+    else:
+        raise ValueError(f"{archive}: not a tar, zip or rar archive")
+
+
+# ---------------------------------------------------------------- per dataset
+
+def _staging(out: Path) -> Path:
+    tmp = out.with_name(out.name + ".extracting")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def download_dataset(dataset: str, cfg: dict, work: Path, workers: int = 4) -> dict:
+    """Every archive of a dataset into work/ (resumable); returns {role: path or [paths]}."""
+    work = Path(work)
+    if dataset == "kinetics400":
+        files = {"annotations": {}, "parts": {}}
+        for split in cfg["splits"]:
+            files["annotations"][split] = fetch(cfg["annotations"].format(split=split),
+                                                work / "annotations" / f"{split}.csv")
+            listing = fetch(cfg["part_list"].format(split=split), work / f"k400_{split}_path.txt")
+            urls = [u.strip() for u in listing.read_text().splitlines() if u.strip()]
+            files["parts"][split] = fetch_all([(u, work / split / Path(u).name, None) for u in urls], workers)
+        if cfg.get("replacement"):
+            files["replacement"] = fetch(cfg["replacement"], work / Path(cfg["replacement"]).name)
+        return files
+    if dataset == "ssv2":
+        return {"placed": check_ssv2_placement(Path(cfg["placed"]))}
+    out = {}
+    for role in ("videos", "splits"):
+        spec = cfg[role]
+        dest = work / Path(spec["url"]).name
+        if "manual" in spec and not dest.exists():
+            manual = Path(spec["manual"])
+            if manual.exists():
+                verify(manual, spec.get("checksum"))
+                shutil.copy(manual, dest)
+        try:
+            out[role] = fetch(spec["url"], dest, spec.get("checksum"))
+        except DownloadError as e:
+            where = spec.get("manual", dest)
+            raise DownloadError(f"{e}\n{dataset}: the host may be down. Download {spec['url']} by other means, "
+                                f"put it at {where} and rerun; it is verified ({spec.get('checksum')}).") from e
+    return out
+
+
+SSV2_CHUNKS_OLD = [f"20bn-something-something-v2-{i:02d}" for i in range(20)]
+
+
+def check_ssv2_placement(placed: Path) -> dict:
+    """The user-placed SSv2 files: the 20-chunk package or the newer 2-segment one, plus the labels zip."""
+    labels = sorted(placed.glob("*labels*.zip")) if placed.is_dir() else []
+    chunks = sorted(p for p in placed.glob("20bn-something-something-v2-??*") if not p.name.endswith(".zip")) \
+        if placed.is_dir() else []
+    wrapped = sorted(placed.glob("20bn-something-something-v2-??.zip")) if placed.is_dir() else []
+    if not labels or not (chunks or wrapped):
+        found = sorted(p.name for p in placed.iterdir()) if placed.is_dir() else f"no folder {placed}"
+        raise DownloadError(
+            f"SSv2 must be downloaded by hand (Qualcomm ID login, https://www.qualcomm.com/developer/software/"
+            f"something-something-v-2-dataset). Put into {placed}/:\n"
+            f"  - the video chunks: 20bn-something-something-v2-00 ... -19 (or their .zip wrappers), or the newer "
+            f"two segments -00 and -01\n  - the labels zip (20bn-something-something-download-package-labels.zip "
+            f"or labels.zip)\nthen rerun. Found: {found}")
+    return {"labels": labels[0], "chunks": chunks, "wrapped": wrapped}
+
+
+def extract_dataset(dataset: str, files: dict, out: Path) -> dict:
+    """Archives -> canonical layout in out/ (staged, then renamed). Returns a manifest with counts."""
+    out = Path(out)
+    stage = _staging(out)
+    manifest = {"dataset": dataset}
+    if dataset == "kinetics400":
+        (stage / "annotations").mkdir()
+        for split, csv in files["annotations"].items():
+            shutil.copy(csv, stage / "annotations" / f"{split}.csv")
+            for part in tqdm(files["parts"][split], desc=f"extract {split}", unit="part"):
+                extract(part, stage / "videos" / split)
+            _flatten(stage / "videos" / split)
+        if files.get("replacement"):
+            rep = stage / "replacement"
+            extract(files["replacement"], rep)
+            replaced = 0
+            for video in rep.rglob("*.mp4"):
+                for split in files["annotations"]:
+                    dst = stage / "videos" / split / video.name
+                    if dst.exists():
+                        shutil.move(str(video), dst)
+                        replaced += 1
+            shutil.rmtree(rep)
+            manifest["replaced"] = replaced
+        manifest.update(k400_missing(stage))
+    elif dataset == "ucf101":
+        extract(files["videos"], stage)
+        extract(files["splits"], stage)
+        manifest["videos"] = sum(1 for _ in (stage / "UCF-101").rglob("*.avi"))
+    elif dataset == "hmdb51":
+        inner = stage / "class_rars"
+        extract(files["videos"], inner)
+        for rar in sorted(inner.rglob("*.rar")):
+            extract(rar, stage / "videos")
+        shutil.rmtree(inner)
+        extract(files["splits"], stage)
+        manifest["videos"] = sum(1 for _ in (stage / "videos").rglob("*.avi"))
+    elif dataset == "ssv2":
+        p = files["placed"]
+        raw = stage / "raw"
+        raw.mkdir()
+        for z in p["wrapped"]:
+            extract(z, raw)
+        chunks = sorted(set(p["chunks"]) | set(raw.glob("20bn-something-something-v2-??")))
+        with open(raw / "videos.tar.gz", "wb") as fh:  # the chunks are one split tar.gz
+            for c in chunks:
+                with open(c, "rb") as src:
+                    shutil.copyfileobj(src, fh, CHUNK)
+        extract(raw / "videos.tar.gz", stage)
+        extract(p["labels"], raw / "labels")
+        (stage / "labels").mkdir()
+        for new, old in (("labels", "something-something-v2-labels"), ("train", "something-something-v2-train"),
+                         ("validation", "something-something-v2-validation")):
+            hits = list((raw / "labels").rglob(f"{new}.json")) + list((raw / "labels").rglob(f"{old}.json"))
+            found = hits[0] if hits else None
+            if found is None:
+                raise DownloadError(f"{p['labels']}: has no {new}.json or {old}.json")
+            shutil.copy(found, stage / "labels" / f"{new}.json")
+        shutil.rmtree(raw)
+        manifest["videos"] = sum(1 for _ in (stage / "20bn-something-something-v2").glob("*.webm"))
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}")
+    save_json(stage / "manifest.json", manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    stage.replace(out)
+    return manifest
+
+
+def _flatten(folder: Path) -> None:
+    """CVDF parts unpack to nested folders; videos/<split>/ holds the files directly."""
+    for video in list(folder.rglob("*.mp4")):
+        if video.parent != folder:
+            video.replace(folder / video.name)
+    for d in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+
+
+def k400_missing(root: Path) -> dict:
+    """CSV rows without a video file: written to missing.csv, counted per split."""
+    from svt.datasets import k400_file_name
+
+    counts, rows = {}, []
+    for csv in sorted((root / "annotations").glob("*.csv")):
+        split = csv.stem
+        df = pd.read_csv(csv)
+        present = {p.name for p in (root / "videos" / split).glob("*.mp4")}
+        names = [k400_file_name(y, s, e) for y, s, e in zip(df.youtube_id, df.time_start, df.time_end)]
+        miss = [n not in present for n in names]
+        counts[split] = {"rows": len(df), "present": len(df) - sum(miss), "missing": sum(miss)}
+        rows += [{"split": split, "file": n, "label": lab} for n, lab, m in zip(names, df.label, miss) if m]
+    pd.DataFrame(rows, columns=["split", "file", "label"]).to_csv(root / "missing.csv", index=False)
+    return {"splits": counts}
+
+
+def add_download_arguments(p):
+    p.add_argument("--dataset", required=True, choices=["kinetics400", "ucf101", "hmdb51", "ssv2", "spatial_init"])
+    p.add_argument("--config", required=True, help="the dataset's downloads settings (inline or YAML)")
+    p.add_argument("--work", help="download folder (resumable); spatial_init: unused")
+    p.add_argument("--out", required=True, help="dataset root to write (spatial_init: the weights file)")
+    p.add_argument("--workers", type=int, default=4, help="parallel downloads")
+
+
+def run_download(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = load_yaml(args.config)
+    if args.dataset == "spatial_init":
+        fetch(cfg["url"], Path(args.out), cfg.get("checksum"))
+        return 0
+    files = download_dataset(args.dataset, cfg, Path(args.work), args.workers)
+    manifest = extract_dataset(args.dataset, files, Path(args.out))
+    print(json.dumps(manifest))
+    return 0

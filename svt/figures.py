@@ -1,0 +1,131 @@
+"""`svt attention` (the paper's Figure 3) and `svt delta` (published vs reproduced, every table cell).
+
+Figure 3: the last block's CLS-to-patch attention (mean over heads) of each given model over 4 uniformly
+sampled frames of 2 videos, overlaid on the centre-cropped frames. Written as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from svt import augment  # noqa: E402
+from svt.config import load_yaml  # noqa: E402
+from svt.data import crop_resize, ok_rows  # noqa: E402
+from svt.evaluate import eval_config, load_backbone  # noqa: E402
+from svt.index import read_index  # noqa: E402
+from svt.io import atomic_write  # noqa: E402
+from svt.video import read_frames  # noqa: E402
+from svt.views import uniform_indices  # noqa: E402
+
+
+def save_figure(fig, out: str) -> None:
+    """PNG at `out` and a PDF twin, both written atomically."""
+    for path in (Path(out), Path(out).with_suffix(".pdf")):
+        atomic_write(path, lambda tmp, fmt=path.suffix[1:]: fig.savefig(tmp, format=fmt, dpi=150,
+                                                                         bbox_inches="tight"))
+    plt.close(fig)
+
+
+def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, cfg: dict, out: str,
+                     videos: int = 2, frames: int = 4, split: str = "val") -> None:
+    cfg = eval_config(cfg)
+    rows = ok_rows(read_index(index_path), split)
+    picks = rows.iloc[np.linspace(0, len(rows) - 1, videos).round().astype(int)]
+    size = cfg["slow_clip"]["size"]
+    clips, images = [], []
+    for row in picks.itertuples():
+        idx = uniform_indices(0, int(row.frames), frames, int(row.frames))
+        raw = read_frames(Path(root) / row.path, idx, num_frames=int(row.frames), backend=row.backend)
+        side = min(raw.shape[1:3])
+        top, left = (raw.shape[1] - side) // 2, (raw.shape[2] - side) // 2
+        x = crop_resize(raw, (top, left, side, side), size)  # (T, 3, S, S) in [0, 1]
+        images.append(x.permute(0, 2, 3, 1).numpy())
+        clips.append(augment.normalize(x).transpose(0, 1))
+    video = torch.stack(clips)
+
+    fig, axes = plt.subplots(len(models) * videos, frames + 1, figsize=(2 * (frames + 1), 2 * len(models) * videos),
+                             gridspec_kw={"width_ratios": [1] * frames + [0.05]})
+    for m, (label, checkpoint) in enumerate(models):
+        backbone, _ = load_backbone(checkpoint, cfg, torch.device("cpu"))
+        backbone.eval()
+        attn = backbone.last_attention(video).mean(2)  # (B, T, h, w), mean over heads
+        attn = F.interpolate(attn, size=(size, size), mode="bilinear", align_corners=False)
+        for v in range(videos):
+            r = m * videos + v
+            a = attn[v].numpy()
+            a = (a - a.min()) / (a.max() - a.min() + 1e-8)
+            for t in range(frames):
+                ax = axes[r, t]
+                ax.imshow(images[v][t])
+                im = ax.imshow(a[t], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if t == 0:
+                    ax.set_ylabel(f"{label}\nvideo {v + 1}", fontsize=8)
+                if r == 0:
+                    ax.set_title(f"frame {t + 1}/{frames}", fontsize=8)
+            fig.colorbar(im, cax=axes[r, frames])
+    fig.suptitle("Last-block CLS attention (mean over heads)", fontsize=10)
+    save_figure(fig, out)
+
+
+def delta_figure(tables: list[str], out: str) -> pd.DataFrame:
+    """Scatter of published vs reproduced top-1 for every cell that has both; returns the cells."""
+    cells = []
+    for path in tables:
+        df = pd.read_csv(path)
+        for col in df.columns:
+            if col.endswith(" (reproduced)") and col.replace("(reproduced)", "(published)") in df.columns:
+                pub = col.replace("(reproduced)", "(published)")
+                for _, row in df[[pub, col]].dropna().iterrows():
+                    cells.append({"table": Path(path).stem, "column": col[: -len(" (reproduced)")],
+                                  "published": float(row[pub]), "reproduced": float(row[col])})
+    cells = pd.DataFrame(cells, columns=["table", "column", "published", "reproduced"])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for table, group in cells.groupby("table"):
+        ax.scatter(group["published"], group["reproduced"], label=table, s=18)
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("published top-1 (%)")
+    ax.set_ylabel("reproduced top-1 (%)")
+    ax.set_title(f"Published vs reproduced ({len(cells)} cells)")
+    if len(cells):
+        ax.legend(fontsize=7)
+    save_figure(fig, out)
+    return cells
+
+
+def add_attention_arguments(p):
+    p.add_argument("--model", nargs=2, action="append", metavar=("LABEL", "CHECKPOINT"), required=True,
+                   help="a row group of the figure: label and checkpoint (repeat)")
+    p.add_argument("--config", required=True, help="evaluation settings (model for random / image checkpoints)")
+    p.add_argument("--index", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--out", required=True, help="PNG; a PDF twin is written beside it")
+
+
+def run_attention(args) -> int:
+    attention_figure([tuple(m) for m in args.model], args.index, args.root, load_yaml(args.config), args.out)
+    return 0
+
+
+def add_delta_arguments(p):
+    p.add_argument("--tables", nargs="+", required=True, help="table CSVs written by svt table")
+    p.add_argument("--out", required=True, help="PNG; a PDF twin is written beside it")
+
+
+def run_delta(args) -> int:
+    cells = delta_figure(args.tables, args.out)
+    print(f"{len(cells)} cells; mean |published - reproduced| = "
+          f"{(cells['published'] - cells['reproduced']).abs().mean():.2f} points" if len(cells) else "0 cells")
+    return 0

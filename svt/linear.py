@@ -1,0 +1,141 @@
+"""`svt linear`: linear probe and k-NN on the frozen backbone (paper §4.1), with slow-fast inference.
+
+Read top to bottom: features (cached in the work folder, one atomic file per pass, so an interrupted run
+resumes and a rerun with other classifier settings reuses them) -> linear classifier, SGD lr 8e-3, momentum 0.9,
+cosine decay, 20 epochs, batch 32 -> test: per-crop probabilities averaged -> metrics JSON. The k-NN metric
+(official eval_knn: cosine similarity, k = 5, weights exp(sim / 0.07)) reads the same features.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from svt.checkpoint import save_checkpoint, torch_load
+from svt.config import load_yaml
+from svt.device import autocast_dtype, init_distributed
+from svt.evaluate import (add_common_arguments, class_names, config_hash, eval_config, eval_datasets, extract,
+                          load_backbone, metrics, write_metrics)
+from svt.index import read_index
+from svt.pretrain import cosine_schedule
+
+log = logging.getLogger("svt.linear")
+
+
+def feature_key(cfg: dict, checkpoint: str, index_path: str) -> str:
+    """Cache folder name: changes with anything that changes the features (weights, data, clips, seed)."""
+    def stamp(p):
+        st = Path(p).stat()
+        return [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
+
+    what = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "flip", "seed")}
+    return config_hash({**what, "index": stamp(index_path)},
+                       "random" if checkpoint == "random" else json.dumps(stamp(checkpoint)))
+
+
+def cached(path: Path, compute) -> dict:
+    if path.exists():
+        return torch_load(path)
+    out = compute()
+    save_checkpoint(path, out)
+    return out
+
+
+def train_linear(train: list[dict], num_classes: int, cfg: dict) -> tuple[torch.nn.Linear, float]:
+    """Linear layer on cached features; epoch e uses feature copy e % len(train)."""
+    lcfg = cfg["linear"]
+    torch.manual_seed(cfg["seed"])
+    dim = train[0]["features"].shape[-1]
+    head = torch.nn.Linear(dim, num_classes)
+    torch.nn.init.normal_(head.weight, std=0.01)  # official eval_linear init
+    torch.nn.init.zeros_(head.bias)
+    optimizer = torch.optim.SGD(head.parameters(), lr=lcfg["lr"], momentum=lcfg["momentum"],
+                                weight_decay=lcfg["weight_decay"])
+    n = len(train[0]["labels"])
+    batch = cfg["batch_size"]
+    iters = -(-n // batch)
+    lr_s = cosine_schedule(lcfg["lr"], 0.0, lcfg["epochs"], iters)
+    rng = np.random.default_rng(cfg["seed"])
+    it, loss = 0, float("nan")
+    for epoch in range(lcfg["epochs"]):
+        copy = train[epoch % len(train)]
+        perm = torch.from_numpy(rng.permutation(n))
+        for b in range(iters):
+            idx = perm[b * batch:(b + 1) * batch]
+            for g in optimizer.param_groups:
+                g["lr"] = float(lr_s[it])
+            out = F.cross_entropy(head(copy["features"][idx]), copy["labels"][idx])
+            optimizer.zero_grad(set_to_none=True)
+            out.backward()
+            optimizer.step()
+            loss, it = out.item(), it + 1
+    return head, loss
+
+
+def knn_probs(train: dict, test: dict, num_classes: int, k: int, temperature: float) -> torch.Tensor:
+    """Weighted k-NN vote (DINO / official eval_knn) on L2-normalised features; test crops averaged first."""
+    bank = F.normalize(train["features"], dim=-1)
+    query = test["features"]
+    query = F.normalize(query.mean(1) if query.ndim == 3 else query, dim=-1)
+    sim, idx = (query @ bank.T).topk(min(k, len(bank)), dim=1)
+    votes = torch.zeros(len(query), num_classes)
+    votes.scatter_add_(1, train["labels"][idx], (sim / temperature).exp())
+    return votes / votes.sum(1, keepdim=True)
+
+
+def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str, work: str,
+        out: str, knn_out: str | None = None) -> dict:
+    t0 = time.time()
+    cfg = eval_config(cfg)
+    d = init_distributed()
+    if d.enabled:
+        raise ValueError("svt linear runs in one process (the backbone is frozen); launch it without torchrun")
+    work_dir = Path(work) / f"features-{feature_key(cfg, checkpoint, index_path)}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    index = read_index(index_path)
+    names = class_names(index)
+    backbone, source = load_backbone(checkpoint, cfg, d.device)
+    amp = autocast_dtype(d.device, cfg["precision"])
+    train_set, test_set = eval_datasets(index, root, cfg)
+
+    test = cached(work_dir / "features_test.pt", lambda: extract(backbone, test_set, cfg, d.device, amp, "test"))
+    train = []
+    for c in range(cfg["linear"]["feature_copies"]):
+        def compute(c=c):
+            train_set.set_epoch(c)
+            return extract(backbone, train_set, cfg, d.device, amp, f"train {c + 1}/{cfg['linear']['feature_copies']}")
+        train.append(cached(work_dir / f"features_train_{c:03d}.pt", compute))
+
+    head, loss = train_linear(train, len(names), cfg)
+    with torch.no_grad():
+        probs = head(test["features"]).softmax(-1).mean(1)  # average the crops' class probabilities
+    common = dict(model=model_name, dataset=dataset, cfg=cfg, source=source, skipped=test["skipped"],
+                  num_classes=len(names))
+    result = write_metrics(out, {**metrics(probs, test["labels"], names),
+                                 "linear": {"final_train_loss": loss, "feature_copies": len(train)}},
+                           protocol="linear", seconds=time.time() - t0, **common)
+    log.info("%s linear top-1 %.2f (chance %.2f)", dataset, result["top1"], result["chance_top1"])
+    if knn_out:
+        k, temp = cfg["knn"]["k"], cfg["knn"]["temperature"]
+        knn = metrics(knn_probs(train[0], test, len(names), k, temp), test["labels"], names)
+        write_metrics(knn_out, {**knn, "knn": {"k": k, "temperature": temp}}, protocol="knn",
+                      seconds=time.time() - t0, **common)
+    return result
+
+
+def add_linear_arguments(p):
+    add_common_arguments(p)
+    p.add_argument("--knn-out", help="also write the k-NN metrics JSON (same features)")
+
+
+def run_linear(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run(load_yaml(args.config), args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out,
+        args.knn_out)
+    return 0

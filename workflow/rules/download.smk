@@ -1,0 +1,37 @@
+# The real benchmarks (source: download): resumable, verified downloads, safe extraction into svt's canonical
+# layouts (svt/download.py), then the index rule. SSv2 is placed by hand; its check runs before any job.
+
+
+rule download:
+    output:
+        directory("resources/data/{dataset}"),
+    params:
+        settings=lambda wildcards: settings(config["downloads"][wildcards.dataset]),
+        workers=config.get("downloads", {}).get("workers", 4),
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "benchmarks/download/{dataset}.tsv"
+    threads: res("data")["threads"]
+    resources:
+        **slurm_resources("data"),
+    shell:
+        "svt download --dataset {wildcards.dataset} --config {params.settings:q} "
+        "--work resources/downloads/{wildcards.dataset} --workers {params.workers} --out {output} > {log} 2>&1"
+
+
+if config["spatial_init"]["source"] == "download":
+
+    rule download_spatial_init:
+        output:
+            "resources/weights/spatial_init.pth",
+        params:
+            settings=settings(config["downloads"]["spatial_init"]),
+        log:
+            "logs/download/spatial_init.log",
+        benchmark:
+            "benchmarks/download/spatial_init.tsv"
+        resources:
+            **slurm_resources("default"),
+        shell:
+            "svt download --dataset spatial_init --config {params.settings:q} --out {output} > {log} 2>&1"

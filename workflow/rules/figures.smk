@@ -1,0 +1,68 @@
+# Figure 3 (attention), the reproduction delta of every table cell, and the compute table.
+
+
+rule attention_figure:
+    input:
+        spatial_init=spatial_init_input(),
+        svt="results/pretrain/svt.pth",
+        index=f"resources/index/{config['figures']['attention_dataset']}.parquet",
+        root=dataset_root(config["figures"]["attention_dataset"]),
+    output:
+        png=report("results/figures/attention.png", caption="../report/attention.rst", category="Figures"),
+        pdf="results/figures/attention.pdf",
+    params:
+        settings=settings(evaluation_settings(config["figures"]["attention_dataset"])),
+        init=lambda wildcards, input: input.spatial_init or "random",
+        init_label="spatial init" if config["spatial_init"]["source"] != "none" else "random init",
+    log:
+        "logs/figures/attention.log",
+    benchmark:
+        "benchmarks/attention_figure/attention.tsv"
+    resources:
+        **slurm_resources("default"),
+    shell:
+        "svt attention --model {params.init_label:q} {params.init} --model SVT {input.svt} "
+        "--config {params.settings:q} --index {input.index} --root {input.root} --out {output.png} > {log} 2>&1"
+
+
+rule reproduction_delta:
+    input:
+        expand("results/table{number}.csv", number=range(1, 9)),
+    output:
+        png=report("results/figures/reproduction_delta.png", caption="../report/delta.rst", category="Figures"),
+        pdf="results/figures/reproduction_delta.pdf",
+    log:
+        "logs/figures/reproduction_delta.log",
+    benchmark:
+        "benchmarks/reproduction_delta/delta.tsv"
+    resources:
+        **slurm_resources("default"),
+    shell:
+        "svt delta --tables {input} --out {output.png} > {log} 2>&1"
+
+
+
+rule compute_table:
+    input:
+        expand("results/table{number}.csv", number=range(1, 9)),
+        "results/figures/attention.png",
+        "results/figures/reproduction_delta.png",
+    output:
+        report("results/compute.csv", caption="../report/compute.rst", category="Compute"),
+    params:
+        gpus=" ".join(f"{rule}={res(kind)['gpus']}" for rule, kind in [("pretrain", "pretrain"),
+            ("ablation_pretrain", "pretrain"), ("spatial_init", "pretrain"), ("finetune", "finetune"),
+            ("linear", "linear"), ("ablation_linear", "linear")]),
+        sidecars=lambda wildcards: " ".join(
+            ["--sidecar benchmarks/pretrain/svt.tsv results/pretrain/svt.pth.json"]
+            + [f"--sidecar benchmarks/ablation_pretrain/{v}.tsv results/ablations/{v}/teacher.pth.json"
+               for v in sorted({v for vs in config["ablations"]["tables"].values() for v in vs})]),
+    log:
+        "logs/compute_table.log",
+    benchmark:
+        "benchmarks/compute.tsv"
+    resources:
+        **slurm_resources("default"),
+    shell:
+        "svt compute --benchmarks benchmarks/*/*.tsv --gpus {params.gpus} {params.sidecars} --out {output} "
+        "> {log} 2>&1"

@@ -1,0 +1,49 @@
+# SVT pretraining on Kinetics-400 (paper §4.1), from the spatial initialisation. The work folder (checkpoints,
+# metrics) is not an output: a failed or preempted job keeps it and the rerun resumes exactly.
+
+
+if config["spatial_init"]["source"] == "image_pretraining":
+
+    rule spatial_init:
+        input:
+            index="resources/index/kinetics400.parquet",
+            root=dataset_root("kinetics400"),
+        output:
+            "resources/weights/spatial_init.pth",
+        params:
+            settings=settings(image_pretraining_settings()),
+            launch=launch("pretrain"),
+        log:
+            "logs/spatial_init.log",
+        benchmark:
+            "benchmarks/spatial_init/image_pretraining.tsv"
+        threads: res("pretrain")["threads"]
+        resources:
+            **slurm_resources("pretrain"),
+        shell:
+            "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
+            "--work work/spatial_init --out {output} > {log} 2>&1"
+
+
+rule pretrain:
+    input:
+        index="resources/index/kinetics400.parquet",
+        root=dataset_root("kinetics400"),
+        init=spatial_init_input(),
+    output:
+        teacher="results/pretrain/svt.pth",
+        meta="results/pretrain/svt.pth.json",
+    params:
+        settings=settings(pretraining_settings()),
+        launch=launch("pretrain"),
+        init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
+    log:
+        "logs/pretrain/svt.log",
+    benchmark:
+        "benchmarks/pretrain/svt.tsv"
+    threads: res("pretrain")["threads"]
+    resources:
+        **slurm_resources("pretrain"),
+    shell:
+        "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
+        "--work work/pretrain/svt --out {output.teacher} {params.init} > {log} 2>&1"
