@@ -28,7 +28,7 @@ from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_d
                           load_backbone, metrics, write_metrics)
 from svt.index import read_index
 from svt.pretrain import NonFiniteLoss, param_groups
-from svt.sampler import ResumableSampler
+from svt.sampler import rank_sampler
 
 log = logging.getLogger("svt.finetune")
 
@@ -67,13 +67,8 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     index = read_index(index_path)
     names = class_names(index)
     train_set, test_set = eval_datasets(index, root, cfg)
-    if cfg["batch_size"] % d.world_size:
-        raise ValueError(f"batch_size {cfg['batch_size']} is not divisible by {d.world_size} processes")
-    per_rank = cfg["batch_size"] // d.world_size
-    sampler = ResumableSampler(len(train_set), d.world_size, d.rank, seed=cfg["seed"], batch_size=per_rank)
-    iters_per_epoch = sampler.total // per_rank
-    if iters_per_epoch == 0:
-        raise ValueError(f"{len(train_set)} training videos cannot fill one batch of {cfg['batch_size']}")
+    sampler, per_rank, iters_per_epoch = rank_sampler(len(train_set), cfg["batch_size"], d, cfg["seed"],
+                                                      "batch_size")
 
     # model: identical on every rank, then per-rank random streams (dropout, drop path)
     torch.manual_seed(cfg["seed"])

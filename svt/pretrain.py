@@ -30,7 +30,7 @@ from svt.device import autocast, autocast_dtype, init_distributed
 from svt.index import read_index
 from svt.loss import SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
-from svt.sampler import ResumableSampler
+from svt.sampler import rank_sampler
 from svt.views import ViewConfig
 
 log = logging.getLogger("svt.pretrain")
@@ -150,13 +150,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     dataset = build_dataset(cfg, index_path, root)
     view_cfg = dataset.view_cfg
     opt_cfg = cfg["optim"]
-    if opt_cfg["batch_size"] % d.world_size:
-        raise ValueError(f"optim.batch_size {opt_cfg['batch_size']} is not divisible by {d.world_size} processes")
-    per_rank = opt_cfg["batch_size"] // d.world_size
-    sampler = ResumableSampler(len(dataset), d.world_size, d.rank, seed=cfg["seed"], batch_size=per_rank)
-    iters_per_epoch = sampler.total // per_rank
-    if iters_per_epoch == 0:
-        raise ValueError(f"{len(dataset)} training videos cannot fill one batch of {opt_cfg['batch_size']}")
+    sampler, per_rank, iters_per_epoch = rank_sampler(len(dataset), opt_cfg["batch_size"], d, cfg["seed"],
+                                                      "optim.batch_size")
 
     # models: initialised identically on every rank; then each rank gets its own random stream (drop path)
     torch.manual_seed(cfg["seed"])

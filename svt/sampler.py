@@ -30,3 +30,16 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.total - self.start
+
+
+def rank_sampler(n: int, batch_size: int, d, seed: int, key: str) -> tuple[ResumableSampler, int, int]:
+    """This rank's sampler for a global batch split over the processes: (sampler, per-rank batch, iterations
+    per epoch). `key` names the config key in errors."""
+    if batch_size % d.world_size:
+        raise ValueError(f"{key} {batch_size} is not divisible by {d.world_size} processes")
+    per_rank = batch_size // d.world_size
+    sampler = ResumableSampler(n, d.world_size, d.rank, seed=seed, batch_size=per_rank)
+    iters_per_epoch = sampler.total // per_rank
+    if iters_per_epoch == 0:
+        raise ValueError(f"{n} training videos cannot fill one batch of {key} {batch_size}")
+    return sampler, per_rank, iters_per_epoch

@@ -88,7 +88,7 @@ def svt_run_columns(run: dict) -> dict:
     bcfg = backbone_config(model.pop("preset"), **{k: v for k, v in model.items() if k != "drop_path_rate"})
     macs = inference_macs(bcfg, [tuple(c) for c in run["clips"]], run["crops"])
     global_frames = pre.get("views", {}).get("global_views", {}).get("frames", [16, 8])
-    return {"TFLOPs (reproduced)": round(macs / 1e12, 4), "S-Res (reproduced)": run["clips"][0][1],
+    return {"TFLOPs (reproduced)": float(f"{macs / 1e12:.4g}"), "S-Res (reproduced)": run["clips"][0][1],
             "T-Res (reproduced)": max(global_frames), "Epochs (reproduced)": pre["optim"]["epochs"]}
 
 
@@ -123,14 +123,15 @@ def build(number: int, metrics: list[str], scale: str) -> pd.DataFrame:
     if table not in PUBLISHED:
         raise ValueError(f"no table {number}; the paper has tables 1-8")
     runs = [load_run(p) for p in metrics]
-    return main_table(table, runs, scale) if number <= 3 else ablation_table(table, runs, scale)
+    df = main_table(table, runs, scale) if number <= 3 else ablation_table(table, runs, scale)
+    return df.convert_dtypes()  # integer columns stay integers where a cell is empty
 
 
 def to_markdown(df: pd.DataFrame, caption: str) -> str:
     def cell(v):
         if isinstance(v, bool):
             return "✓" if v else "✗"
-        if v is None or (isinstance(v, float) and pd.isna(v)):
+        if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
             return "-"
         return str(v)
 

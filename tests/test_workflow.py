@@ -24,11 +24,14 @@ MICRO = merge(DEMO, {
     "spatial_init": {"epochs": 1},
     "pretraining": {"optim": {"epochs": 1, "batch_size": 4, "lr_reference_batch": 4, "warmup_epochs": 0},
                     "data": {"workers": 0}},
-    "ablations": {"subset": {"videos": 8}, "epochs": 1},
+    "ablations": {"subset": {"videos": 8}, "epochs": 1,
+                  "tables": {"table4": ["lg_only", "baseline"], "table5": ["baseline"], "table6": ["baseline"],
+                             "table7": ["no_tca", "baseline"], "table8": ["baseline"]}},
     "evaluation": {"batch_size": 4, "data": {"workers": 0}, "linear": {"epochs": 5, "feature_copies": 1},
-                   "finetune": {"epochs": 1, "lr_steps": [1]}},
+                   "finetune": {"epochs": 1, "lr_steps": [1]}, "baselines": ["random"]},
     "resources": {k: {"threads": 1} for k in ("default", "pretrain", "finetune", "linear", "data")},
 })
+MICRO["ablations"]["variants"] = {k: DEMO["ablations"]["variants"][k] for k in ("baseline", "lg_only", "no_tca")}
 
 
 def workdir(tmp: Path, cfg: dict) -> Path:
@@ -102,17 +105,43 @@ def test_one_ablation_output_plans_only_its_variant(tmp_path):
                       "ablation_pretrain": 1, "ablation_linear": 1}
 
 
+def paper_workdir(tmp: Path, ssv2_placed: bool) -> Path:
+    """The repository's two configs and the slurm profile, as a user's checkout has them."""
+    shutil.copytree(REPO / "config", tmp / "config")
+    shutil.copytree(REPO / "profiles", tmp / "profiles")
+    (tmp / "slurm").symlink_to("profiles/slurm")
+    if ssv2_placed:
+        placed = tmp / "manual" / "ssv2"
+        placed.mkdir(parents=True)
+        for name in ("20bn-something-something-v2-00", "20bn-something-something-v2-01", "labels.zip"):
+            (placed / name).write_bytes(b"")
+    return tmp
+
+
 def test_paper_scale_plans_the_whole_dag_through_the_slurm_profile_quickly(tmp_path):
-    wd = tmp_path
-    (wd / "config").mkdir()
-    shutil.copy(REPO / "config" / "paper.yaml", wd / "config" / "paper.yaml")
-    shutil.copy(REPO / "config" / "paper.yaml", wd / "config" / "config.yaml")
+    wd = paper_workdir(tmp_path, ssv2_placed=True)
     t0 = time.time()
-    counts = planned(wd, "all", extra=("--profile", str(REPO / "profiles" / "slurm")))
+    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-n", "--profile", "slurm", "all"], cwd=wd,
+                         capture_output=True, text=True)
     seconds = time.time() - t0
+    assert out.returncode == 0, out.stderr[-3000:]
+    stats = out.stdout.split("Job stats:")[-1]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    assert counts["download"] == 4 and counts["download_spatial_init"] == 1  # every download is planned
     assert counts["ablation_pretrain"] == 10 and counts["pretrain"] == 1 and counts["table"] == 8
-    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3
+    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 71
+    assert "torchrun --standalone --nproc_per_node 4 -m svt pretrain" in out.stdout
     assert seconds < 10, seconds
+
+
+def test_paper_scale_without_placed_ssv2_stops_first_with_instructions(tmp_path):
+    wd = paper_workdir(tmp_path, ssv2_placed=False)
+    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-n", "--profile", "slurm", "all"], cwd=wd,
+                         capture_output=True, text=True)
+    said = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "SSv2 must be downloaded by hand" in said and "manual/ssv2" in said
+    assert "Job stats" not in said
 
 
 # ------------------------------------------------------------------ the micro demo DAG, end to end
@@ -147,7 +176,10 @@ def test_published_and_reproduced_numbers_stay_in_their_own_columns(micro_run):
     wd, _ = micro_run
     t4 = pd.read_csv(wd / "results" / "table4.csv")
     assert t4["UCF-101 (published)"].tolist() == [84.11, 81.95, 84.64, 83.11, 84.71, 83.69]
-    assert t4["UCF-101 (reproduced)"].notna().all() and t4["HMDB-51 (reproduced)"].notna().all()
+    ran = t4["run"].fillna("").tolist()
+    assert ran == ["lg_only", "", "baseline", "", "", ""]  # each variant landed on its own published row
+    assert t4.loc[[0, 2], "UCF-101 (reproduced)"].notna().all() and t4.loc[[1, 3, 4, 5]].filter(
+        like="(reproduced)").isna().all().all()
     metrics = json.loads((wd / "results" / "ablations" / "lg_only" / "ucf101_linear.json").read_text())
     assert t4.loc[0, "UCF-101 (reproduced)"] == round(metrics["top1"], 2)
     t1 = pd.read_csv(wd / "results" / "table1.csv")
@@ -181,7 +213,7 @@ def test_metrics_jsons_validate_against_their_schema(micro_run):
     wd, _ = micro_run
     files = list((wd / "results").glob("**/*_linear*.json")) + list((wd / "results").glob("**/*_finetune.json")) \
         + list((wd / "results").glob("**/*_knn.json"))
-    assert len(files) >= 12 + 4 + 22
+    assert len(files) == 8 + 8 + 4 + 2 * 3 + 2  # linear + knn (svt, random), finetune, ablations, slow-fast
     for f in files:
         jsonschema.validate(json.loads(f.read_text()), SCHEMA)
 

@@ -5,6 +5,8 @@
 
 
 rule ablation_pretrain:
+    conda:
+        CONDA_ENV
     input:
         index="resources/index/kinetics400_ablation.parquet",
         root=dataset_root("kinetics400"),
@@ -29,6 +31,8 @@ rule ablation_pretrain:
 
 
 rule ablation_linear:
+    conda:
+        CONDA_ENV
     input:
         checkpoint="results/ablations/{variant}/teacher.pth",
         index="resources/index/{dataset}.parquet",

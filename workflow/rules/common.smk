@@ -6,6 +6,8 @@ from pathlib import Path
 
 from svt.config import merge
 
+# Every rule's software under --sdm conda (paths in rule files are relative to workflow/rules/).
+CONDA_ENV = "../envs/svt.yaml"
 DATASETS = ["kinetics400", "ucf101", "hmdb51", "ssv2"]
 EVAL_DATASETS = {"table1": ["ucf101", "hmdb51"], "table2": ["kinetics400"], "table3": ["ssv2"]}
 ABLATION_DATASETS = ["ucf101", "hmdb51"]
@@ -120,3 +122,26 @@ def spatial_init_input():
 
 def model_checkpoint(wildcards):
     return {"svt": ["results/pretrain/svt.pth"], "random": [], "spatial_init": spatial_init_input()}[wildcards.model]
+
+
+def table_metrics(wildcards):
+    number = int(wildcards.number)
+    if number <= 3:
+        table = f"table{number}"
+        protocols = ["linear", "finetune"]
+        files = [f"results/eval/svt/{ds}_{p}.json" for ds in EVAL_DATASETS[table] for p in protocols]
+        files += [f"results/eval/{b}/{ds}_linear.json" for b in config["evaluation"]["baselines"]
+                  for ds in EVAL_DATASETS[table]]
+        return files
+    variants = config["ablations"]["tables"][f"table{number}"]
+    suffixes = ["", "_slowfast"] if number == 8 else [""]
+    return [f"results/ablations/{v}/{ds}_linear{s}.json" for v in variants for ds in ABLATION_DATASETS
+            for s in suffixes]
+
+
+def table_sidecars(wildcards):
+    """Tables read each run's pretraining settings from its checkpoint's .json sidecar."""
+    number = int(wildcards.number)
+    if number <= 3:
+        return ["results/pretrain/svt.pth.json"]
+    return [f"results/ablations/{v}/teacher.pth.json" for v in config["ablations"]["tables"][f"table{number}"]]

@@ -2,6 +2,8 @@
 
 
 rule synthesize:
+    conda:
+        CONDA_ENV
     output:
         directory("resources/synthetic/{dataset}"),
     params:

@@ -3,6 +3,8 @@
 
 
 rule download:
+    conda:
+        CONDA_ENV
     output:
         directory("resources/data/{dataset}"),
     params:
@@ -23,6 +25,8 @@ rule download:
 if config["spatial_init"]["source"] == "download":
 
     rule download_spatial_init:
+        conda:
+            CONDA_ENV
         output:
             "resources/weights/spatial_init.pth",
         params:

@@ -3,6 +3,8 @@
 
 
 rule linear:
+    conda:
+        CONDA_ENV
     input:
         checkpoint=model_checkpoint,
         index="resources/index/{dataset}.parquet",
@@ -28,6 +30,8 @@ rule linear:
 
 
 rule finetune:
+    conda:
+        CONDA_ENV
     input:
         checkpoint=model_checkpoint,
         index="resources/index/{dataset}.parquet",

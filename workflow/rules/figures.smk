@@ -2,6 +2,8 @@
 
 
 rule attention_figure:
+    conda:
+        CONDA_ENV
     input:
         spatial_init=spatial_init_input(),
         svt="results/pretrain/svt.pth",
@@ -26,6 +28,8 @@ rule attention_figure:
 
 
 rule reproduction_delta:
+    conda:
+        CONDA_ENV
     input:
         expand("results/table{number}.csv", number=range(1, 9)),
     output:
@@ -43,6 +47,8 @@ rule reproduction_delta:
 
 
 rule compute_table:
+    conda:
+        CONDA_ENV
     input:
         expand("results/table{number}.csv", number=range(1, 9)),
         "results/figures/attention.png",

@@ -3,6 +3,8 @@
 
 
 rule index:
+    conda:
+        CONDA_ENV
     input:
         root=lambda wildcards: dataset_root(wildcards.dataset),
     output:
@@ -23,6 +25,8 @@ rule index:
 
 
 rule ablation_subset:
+    conda:
+        CONDA_ENV
     input:
         "resources/index/kinetics400.parquet",
     output:

@@ -5,6 +5,8 @@
 if config["spatial_init"]["source"] == "image_pretraining":
 
     rule spatial_init:
+        conda:
+            CONDA_ENV
         input:
             index="resources/index/kinetics400.parquet",
             root=dataset_root("kinetics400"),
@@ -26,6 +28,8 @@ if config["spatial_init"]["source"] == "image_pretraining":
 
 
 rule pretrain:
+    conda:
+        CONDA_ENV
     input:
         index="resources/index/kinetics400.parquet",
         root=dataset_root("kinetics400"),

@@ -1,0 +1,133 @@
+"""The project's `slurm` profile against a real SLURM cluster (slurmctld + slurmd, .ci/slurm_up.sh).
+
+A micro version of the demo DAG goes through `snakemake --profile slurm` plus a small override for the local
+test cluster (partitions, squeue polling, no account): every rule is submitted with sbatch, pretraining runs
+`torchrun` with 2 processes (gloo) inside its job, and the requests each job carried are read back from the
+scheduler. Skipped where there is no SLURM (a laptop); `.ci/run` starts a cluster so CI never skips them.
+"""
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from svt.config import merge
+from test_workflow import MICRO, REPO, SNAKEFILE
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("sbatch") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0,
+    reason="no SLURM cluster here (sbatch / sinfo missing or not answering); .ci/slurm_up.sh starts one")
+
+PARTITION = {"default": "cpu", "data": "cpu", "linear": "gpu", "pretrain": "gpu", "finetune": "cpu"}
+RESOURCES = {
+    "default": {"threads": 1, "processes": 1, "gpus": 0, "cpus_per_gpu": 0, "mem_mb": 700, "runtime": 10},
+    "data": {"threads": 1, "processes": 1, "gpus": 0, "cpus_per_gpu": 0, "mem_mb": 800, "runtime": 11},
+    "linear": {"threads": 1, "processes": 1, "gpus": 1, "cpus_per_gpu": 1, "mem_mb": 1500, "runtime": 12},
+    "pretrain": {"threads": 2, "processes": 2, "gpus": 1, "cpus_per_gpu": 2, "mem_mb": 3000, "runtime": 13},
+    "finetune": {"threads": 1, "processes": 1, "gpus": 0, "cpus_per_gpu": 0, "mem_mb": 1600, "runtime": 14},
+}
+# The micro DAG, trimmed to what exercises every rule once: one ablation variant, no baselines.
+SLURM_MICRO = merge(MICRO, {
+    "ablations": {"variants": {"baseline": {}}, "tables": {f"table{n}": ["baseline"] for n in range(4, 9)}},
+    "evaluation": {"baselines": []},
+    "resources": {k: {**v, "slurm_partition": PARTITION[k]} for k, v in RESOURCES.items()},
+})
+SLURM_MICRO["ablations"]["variants"] = {"baseline": {}}
+LOCAL_OVERRIDE = {
+    "configfile": "config/micro.yaml",
+    "slurm-status-command": "squeue",  # no slurmdbd: with sacct the plugin would wait forever
+    "slurm-init-seconds-before-status-checks": 1,
+    "slurm-no-account": True,
+    "retries": 0,
+    "latency-wait": 5,
+    "jobs": 4,
+}
+
+
+def run_with_timeout(cmd, cwd, timeout):
+    """Snakemake under a timeout is stopped with SIGINT, so it cancels its SLURM jobs."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        raise AssertionError(f"snakemake did not finish in {timeout} s; stopped with SIGINT\n{out[-5000:]}")
+    return proc.returncode, out
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("slurm_dag")
+    (wd / "config").mkdir()
+    (wd / "config" / "micro.yaml").write_text(yaml.safe_dump(SLURM_MICRO))
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(SLURM_MICRO))
+    (wd / "local").mkdir()
+    (wd / "local" / "config.yaml").write_text(yaml.safe_dump(LOCAL_OVERRIDE))
+    shutil.copytree(REPO / "profiles", wd / "profiles")
+    (wd / "slurm").symlink_to("profiles/slurm")
+    cmd = ["snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local", "all"]
+    t0 = time.time()
+    rc, out = run_with_timeout(cmd, wd, timeout=1200)
+    (wd / "snakemake.out").write_text(out)
+    assert rc == 0, out[-8000:]
+    print(f"SLURM micro DAG: {time.time() - t0:.0f} s")
+    return wd, out
+
+
+def submitted(out: str) -> dict[str, list[str]]:
+    """rule -> SLURM job ids, from the plugin's 'Job N has been submitted with SLURM jobid X' lines and the
+    'rule R:' blocks that precede them."""
+    jobs, rule_of = {}, {}
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+jobid: (\d+)", out, re.M):
+        rule_of[m.group(2)] = m.group(1)
+    for m in re.finditer(r"Job (\d+) has been submitted with SLURM jobid (\d+)", out):
+        jobs.setdefault(rule_of.get(m.group(1), "?"), []).append(m.group(2))
+    return jobs
+
+
+def scontrol(jobid: str) -> dict[str, str]:
+    text = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r"(\w[\w/:]*)=(\S*)", text))
+
+
+def test_every_rule_of_the_micro_dag_ran_as_a_slurm_job_and_completed(slurm_run):
+    wd, out = slurm_run
+    jobs = submitted(out)
+    for rule in ("synthesize", "index", "spatial_init", "pretrain", "ablation_pretrain", "linear", "finetune",
+                 "ablation_linear", "table", "attention_figure", "reproduction_delta", "compute_table"):
+        assert jobs.get(rule), f"{rule} was not submitted to SLURM"
+    ids = [j for js in jobs.values() for j in js]
+    print(f"{len(ids)} SLURM jobs, ids {min(map(int, ids))}..{max(map(int, ids))}")
+    assert all(scontrol(j)["JobState"] == "COMPLETED" for j in ids)
+    assert all((wd / "results" / f"table{n}.csv").exists() for n in range(1, 9))
+
+
+def test_pretraining_ran_torchrun_with_two_gloo_processes_inside_its_job(slurm_run):
+    wd, _ = slurm_run
+    meta = json.loads((wd / "results" / "pretrain" / "svt.pth.json").read_text())
+    assert meta["world_size"] == 2
+    assert "torchrun --standalone --nproc_per_node 2 -m svt pretrain" in (wd / "snakemake.out").read_text()
+
+
+@pytest.mark.parametrize("rule,kind", [("pretrain", "pretrain"), ("linear", "linear"), ("finetune", "finetune"),
+                                       ("index", "data"), ("table", "default")])
+def test_sbatch_requests_carry_the_configured_resources(slurm_run, rule, kind):
+    _, out = slurm_run
+    want = RESOURCES[kind]
+    job = scontrol(submitted(out)[rule][0])
+    assert job["Partition"] == PARTITION[kind]
+    assert job["TimeLimit"] == f"00:{want['runtime']:02d}:00"
+    tres = dict(kv.split("=") for kv in job.get("ReqTRES", job["TRES"]).split(","))
+    assert tres["mem"] == f"{want['mem_mb']}M"
+    if want["gpus"]:
+        assert job["TresPerJob"] == f"gres:gpu:{want['gpus']}"
+        assert job["CpusPerTres"] == f"gres:gpu:{want['cpus_per_gpu']}"
+        assert int(job["NumCPUs"]) == want["gpus"] * want["cpus_per_gpu"]
+    else:
+        assert "TresPerJob" not in job and int(job["NumCPUs"]) == want["threads"]
