@@ -12,6 +12,7 @@ STAGES = {
     "convert": ("svt.info", "convert any supported checkpoint to the official flat format"),
     "synth": ("svt.synth", "write a synthetic demo dataset in a benchmark's real format"),
     "download": ("svt.download", "download (resumable, verified) and extract a real benchmark or the DINO weights"),
+    "reencode": ("svt.reencode", "copy of a dataset resized (short side 256/320) with dense keyframes"),
     "index": ("svt.index", "index a dataset: metadata and status of every video"),
     "subset": ("svt.index", "a fixed random subset of an index's training videos (the ablation set)"),
     "pretrain": ("svt.pretrain", "SVT self-supervised pretraining (resumes from its work folder)"),

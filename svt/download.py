@@ -304,7 +304,7 @@ def _flatten(folder: Path) -> None:
 
 def k400_missing(root: Path) -> dict:
     """CSV rows without a video file: written to missing.csv, counted per split."""
-    from svt.datasets import k400_file_name
+    from svt.datasets import k400_file_name, k400_label_name
 
     counts, rows = {}, []
     for csv in sorted((root / "annotations").glob("*.csv")):
@@ -316,7 +316,15 @@ def k400_missing(root: Path) -> dict:
         counts[split] = {"rows": len(df), "present": len(df) - sum(miss), "missing": sum(miss)}
         rows += [{"split": split, "file": n, "label": lab} for n, lab, m in zip(names, df.label, miss) if m]
     pd.DataFrame(rows, columns=["split", "file", "label"]).to_csv(root / "missing.csv", index=False)
-    return {"splits": counts}
+    # One canonical class index: names with quotes and outer spaces stripped, sorted, 0-based (what the index
+    # and every evaluation use), and the list of videos actually present per split.
+    names = sorted({k400_label_name(x) for csv in (root / "annotations").glob("*.csv")
+                    for x in pd.read_csv(csv)["label"]})
+    (root / "classes.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(names)))
+    for split in counts:
+        present = sorted(p.name for p in (root / "videos" / split).glob("*.mp4"))
+        (root / f"present_{split}.txt").write_text("".join(f"videos/{split}/{n}\n" for n in present))
+    return {"splits": counts, "classes": len(names)}
 
 
 def add_download_arguments(p):

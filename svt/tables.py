@@ -15,6 +15,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -129,7 +130,7 @@ def build(number: int, metrics: list[str], scale: str) -> pd.DataFrame:
 
 def to_markdown(df: pd.DataFrame, caption: str) -> str:
     def cell(v):
-        if isinstance(v, bool):
+        if isinstance(v, (bool, np.bool_)):
             return "✓" if v else "✗"
         if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
             return "-"

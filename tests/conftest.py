@@ -16,3 +16,14 @@ def shared() -> Path:
     if not (SHARED / "sample_videos" / "MANIFEST.csv").exists():
         pytest.skip(f"reference data not found at {SHARED} (set SVT_SHARED); it is not part of the repository")
     return SHARED
+
+
+# Facts end-to-end tests want in CI's log even when they pass (e.g. the SLURM job ids); printed at the end.
+RUN_REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if RUN_REPORT:
+        terminalreporter.section("svt end-to-end runs")
+        for line in RUN_REPORT:
+            terminalreporter.write_line(line)

@@ -183,6 +183,9 @@ def test_cvdf_like_kinetics_parts_download_extract_and_index(server, tmp_path):
     assert manifest["splits"]["train"] == {"rows": len(videos), "present": len(videos), "missing": 0}
     assert manifest["splits"]["val"]["missing"] == 1 and manifest["replaced"] == 1
     assert (tmp_path / "k400" / "missing.csv").read_text().count(val_videos[0].name) == 1
+    assert manifest["classes"] == TINY.classes
+    assert len((tmp_path / "k400" / "classes.txt").read_text().splitlines()) == TINY.classes
+    assert len((tmp_path / "k400" / "present_val.txt").read_text().splitlines()) == len(val_videos) - 1
     index = build_index("kinetics400", tmp_path / "k400")
     assert (index.status == "ok").sum() == len(videos) + len(val_videos) - 1
     assert not (tmp_path / "k400.extracting").exists()

@@ -16,6 +16,7 @@ import time
 import pytest
 import yaml
 
+from conftest import RUN_REPORT
 from svt.config import merge
 from test_workflow import MICRO, REPO, SNAKEFILE
 
@@ -76,7 +77,7 @@ def slurm_run(tmp_path_factory):
     rc, out = run_with_timeout(cmd, wd, timeout=1200)
     (wd / "snakemake.out").write_text(out)
     assert rc == 0, out[-8000:]
-    print(f"SLURM micro DAG: {time.time() - t0:.0f} s")
+    RUN_REPORT.append(f"SLURM micro DAG through the slurm profile: rc 0 in {time.time() - t0:.0f} s")
     return wd, out
 
 
@@ -103,8 +104,10 @@ def test_every_rule_of_the_micro_dag_ran_as_a_slurm_job_and_completed(slurm_run)
                  "ablation_linear", "table", "attention_figure", "reproduction_delta", "compute_table"):
         assert jobs.get(rule), f"{rule} was not submitted to SLURM"
     ids = [j for js in jobs.values() for j in js]
-    print(f"{len(ids)} SLURM jobs, ids {min(map(int, ids))}..{max(map(int, ids))}")
-    assert all(scontrol(j)["JobState"] == "COMPLETED" for j in ids)
+    states = {j: scontrol(j)["JobState"] for j in ids}
+    for rule, js in sorted(jobs.items()):
+        RUN_REPORT.append(f"  {rule}: SLURM job ids {', '.join(js)} -> {', '.join(sorted({states[j] for j in js}))}")
+    assert all(s == "COMPLETED" for s in states.values()), states
     assert all((wd / "results" / f"table{n}.csv").exists() for n in range(1, 9))
 
 
@@ -120,7 +123,10 @@ def test_pretraining_ran_torchrun_with_two_gloo_processes_inside_its_job(slurm_r
 def test_sbatch_requests_carry_the_configured_resources(slurm_run, rule, kind):
     _, out = slurm_run
     want = RESOURCES[kind]
-    job = scontrol(submitted(out)[rule][0])
+    jobid = submitted(out)[rule][0]
+    job = scontrol(jobid)
+    RUN_REPORT.append(f"  sbatch request of {rule} (job {jobid}): partition {job['Partition']}, "
+                      f"time {job['TimeLimit']}, {job.get('ReqTRES', job['TRES'])}, gpus {job.get('TresPerJob', '-')}")
     assert job["Partition"] == PARTITION[kind]
     assert job["TimeLimit"] == f"00:{want['runtime']:02d}:00"
     tres = dict(kv.split("=") for kv in job.get("ReqTRES", job["TRES"]).split(","))

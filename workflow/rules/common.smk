@@ -53,11 +53,17 @@ def check_config():
 check_config()
 
 
-def dataset_root(dataset):
+def source_root(dataset):
+    """Where a dataset's files are before any re-encoding."""
     ds = config["datasets"][dataset]
     if ds["source"] == "local":
         return ds["path"]
     return f"resources/{'synthetic' if ds['source'] == 'synthetic' else 'data'}/{dataset}"
+
+
+def dataset_root(dataset):
+    """The root every consumer reads: the re-encoded copy where `reencode` is set."""
+    return f"resources/reencoded/{dataset}" if config["datasets"][dataset].get("reencode") else source_root(dataset)
 
 
 def settings(obj):

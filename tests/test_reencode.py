@@ -1,0 +1,44 @@
+"""The optional re-encoded copy: resized to a short side, dense keyframes, same layout and frames, resumable."""
+
+import av
+import yaml
+
+from helpers import TINY
+from svt.index import build_index
+from svt.reencode import reencode_dataset, target_size
+from svt.synth import synthesize
+from test_workflow import DEMO, planned_jobs, workdir
+
+
+def keyframe_gaps(path) -> set[int]:
+    with av.open(str(path)) as c:
+        keys = [i for i, p in enumerate(c.demux(c.streams.video[0])) if p.is_keyframe and p.size]
+    return {b - a for a, b in zip(keys, keys[1:])}
+
+
+def test_short_side_is_scaled_to_the_target_and_never_up():
+    assert target_size(340, 256, 256) == (340, 256)
+    assert target_size(640, 480, 256) == (342, 256)
+    assert target_size(480, 640, 320) == (320, 426)
+
+
+def test_reencoded_copy_keeps_layout_labels_and_frames_with_dense_keyframes(tmp_path):
+    synthesize("ucf101", tmp_path / "src", TINY)
+    summary = reencode_dataset(tmp_path / "src", tmp_path / "out", short_side=32, gop=4)
+    assert summary["videos"] == TINY.classes * (TINY.train_per_class + TINY.val_per_class)
+    assert not summary["kept_unchanged"]
+    before, after = build_index("ucf101", tmp_path / "src"), build_index("ucf101", tmp_path / "out")
+    assert (after.status == "ok").all()
+    assert list(after.path) == list(before.path) and list(after.label) == list(before.label)
+    assert list(after.frames) == list(before.frames)
+    assert set(zip(after.width, after.height)) == {(42, 32)}
+    assert keyframe_gaps(tmp_path / "out" / after.path.iloc[0]) <= {4}
+    again = reencode_dataset(tmp_path / "src", tmp_path / "out", short_side=32, gop=4)
+    assert again["videos"] == 0  # everything already there: a rerun resumes
+
+
+def test_a_reencoded_dataset_is_what_the_index_reads(tmp_path):
+    cfg = yaml.safe_load(yaml.safe_dump(DEMO))
+    cfg["datasets"]["ucf101"]["reencode"] = {"short_side": 256}
+    jobs = planned_jobs(workdir(tmp_path, cfg), "resources/index/ucf101.parquet")
+    assert jobs == {"synthesize[dataset=ucf101]", "reencode[dataset=ucf101]", "index[dataset=ucf101]"}
