@@ -35,6 +35,7 @@ if config["spatial_init"]["source"] == "download":
             "logs/download/spatial_init.log",
         benchmark:
             "benchmarks/download/spatial_init.tsv"
+        threads: res("default")["threads"]
         resources:
             **slurm_resources("default"),
         shell:

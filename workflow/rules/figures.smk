@@ -20,6 +20,7 @@ rule attention_figure:
         "logs/figures/attention.log",
     benchmark:
         "benchmarks/attention_figure/attention.tsv"
+    threads: res("default")["threads"]
     resources:
         **slurm_resources("default"),
     shell:
@@ -39,6 +40,7 @@ rule reproduction_delta:
         "logs/figures/reproduction_delta.log",
     benchmark:
         "benchmarks/reproduction_delta/delta.tsv"
+    threads: res("default")["threads"]
     resources:
         **slurm_resources("default"),
     shell:
@@ -67,6 +69,7 @@ rule compute_table:
         "logs/compute_table.log",
     benchmark:
         "benchmarks/compute.tsv"
+    threads: res("default")["threads"]
     resources:
         **slurm_resources("default"),
     shell:

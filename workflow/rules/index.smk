@@ -38,6 +38,7 @@ rule ablation_subset:
         "logs/ablation_subset.log",
     benchmark:
         "benchmarks/ablation_subset/kinetics400.tsv"
+    threads: res("default")["threads"]
     resources:
         **slurm_resources("default"),
     shell:

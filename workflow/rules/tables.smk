@@ -23,6 +23,7 @@ rule table:
         "logs/tables/table{number}.log",
     benchmark:
         "benchmarks/table/table{number}.tsv"
+    threads: res("default")["threads"]
     resources:
         **slurm_resources("default"),
     shell:
