@@ -61,7 +61,7 @@ def main():
         pairs = view_pairs(cfg["correspondences"], n_global, len(shapes) - n_global, [teacher_global])
         sync()
         t0 = time.perf_counter()
-        loss, _, t_map, _ = svt_loss(forward, teacher, criterion, views, pairs, 0.04, n_global, amp)
+        loss, _, t_logits, _ = svt_loss(forward, teacher, criterion, views, pairs, 0.04, n_global, amp)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -71,7 +71,7 @@ def main():
         with torch.no_grad():
             for ps, pt in zip(student.parameters(), teacher.parameters()):
                 pt.mul_(0.996).add_(ps.detach(), alpha=0.004)
-        criterion.update_center(t_map, Dist())
+        criterion.update_center(t_logits, Dist())
         sync()
         if step >= 3:
             times.append(time.perf_counter() - t0)

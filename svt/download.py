@@ -203,9 +203,6 @@ def download_dataset(dataset: str, cfg: dict, work: Path, workers: int = 4) -> d
     return out
 
 
-SSV2_CHUNKS_OLD = [f"20bn-something-something-v2-{i:02d}" for i in range(20)]
-
-
 def check_ssv2_placement(placed: Path) -> dict:
     """The user-placed SSv2 files: the 20-chunk package or the newer 2-segment one, plus the labels zip."""
     labels = sorted(placed.glob("*labels*.zip")) if placed.is_dir() else []

@@ -67,7 +67,8 @@ class SVTLoss(nn.Module):
         return loss, {k: torch.stack(v).mean().detach() for k, v in terms.items()}
 
     @torch.no_grad()
-    def update_center(self, teacher: dict[int, torch.Tensor], d: Dist) -> None:
-        out = torch.cat(list(teacher.values())).float()
+    def update_center(self, teacher: torch.Tensor, d: Dist) -> None:
+        """teacher: logits of every teacher view of the batch, (views * B, out_dim)."""
+        out = teacher.float()
         batch_center = all_reduce_mean(out.sum(0, keepdim=True), d) / (len(out))
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)

@@ -127,9 +127,9 @@ def svt_loss(student, teacher, criterion: SVTLoss, views: list[torch.Tensor], pa
         with torch.no_grad():
             t_logits, t_feats = teacher([views[i] for i in t_ids], return_features=True)
         s_out = student([views[i] for i in s_ids]).chunk(len(s_ids))
-    t_map = dict(zip(t_ids, t_logits.chunk(len(t_ids))))
-    loss, terms = criterion(dict(zip(s_ids, s_out)), t_map, pairs, teacher_temp, n_global)
-    return loss, terms, t_map, t_feats
+    loss, terms = criterion(dict(zip(s_ids, s_out)), dict(zip(t_ids, t_logits.chunk(len(t_ids)))), pairs,
+                            teacher_temp, n_global)
+    return loss, terms, t_logits, t_feats
 
 
 def build_dataset(cfg: dict, index_path: str, root: str) -> PretrainDataset:
@@ -231,7 +231,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             else:
                 teacher_globals = list(range(n_global))
             pairs = view_pairs(cfg["correspondences"], n_global, n_local, teacher_globals)
-            loss, terms, t_map, t_feats = svt_loss(forward_student, teacher, criterion, views, pairs,
+            loss, terms, t_logits, t_feats = svt_loss(forward_student, teacher, criterion, views, pairs,
                                                    float(temp_s[epoch]), n_global, amp)
             if not torch.isfinite(loss):
                 bad = {k: float(v) for k, v in terms.items()}
@@ -253,7 +253,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
                 m = float(mom_s[it])
                 for ps, pt in zip(student.parameters(), teacher.parameters()):
                     pt.mul_(m).add_(ps.detach(), alpha=1 - m)
-            criterion.update_center(t_map, d)
+            criterion.update_center(t_logits, d)
             it += 1
 
             now = time.perf_counter()
@@ -261,7 +261,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             tokens = sum(v.shape[0] * v.shape[2] * (v.shape[3] // student.backbone.cfg.patch_size) ** 2
                          for v in views) * d.world_size
             with torch.no_grad():
-                centred = torch.cat(list(t_map.values())).float() - criterion.center
+                centred = t_logits.float() - criterion.center
                 probs = torch.softmax(centred / float(temp_s[epoch]), -1)
                 entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
                 feature_std = collapse_std(t_feats)

@@ -21,7 +21,9 @@ import yaml
 
 from svt.flops import inference_macs
 from svt.io import atomic_write
+from svt.augment import AugmentConfig
 from svt.model import backbone_config
+from svt.views import ViewConfig
 
 log = logging.getLogger("svt.tables")
 
@@ -41,21 +43,29 @@ def load_run(path: str) -> dict:
     return m
 
 
+def pretraining_parts(pre: dict) -> tuple:
+    """Backbone, views and augmentations of a run from its recorded settings; unset keys take the same defaults
+    as svt pretrain did (the dataclasses), so no default is repeated here."""
+    model = dict(pre["model"])
+    bcfg = backbone_config(model.pop("preset"), **model)
+    return bcfg, ViewConfig.from_dict(pre.get("views", {})), AugmentConfig.from_dict(pre.get("augment", {}))
+
+
 def ablation_key(table: str, run: dict):
     """The published row a run reproduces, as that row's leading cells."""
-    pre = run["pretraining"]["config"] if run["pretraining"] else None
+    if table == "table8":
+        return [run["slow_fast"]]
+    pre = run["pretraining"]["config"]
+    _, views, aug = pretraining_parts(pre)
     if table == "table4":
         c = pre["correspondences"]
         return [c["local_to_global"], c["global_to_global"], c["local_to_local"], c["global_to_local"]]
     if table == "table5":
-        views = pre.get("views", {})
-        return [views.get("spatial_variation", True), views.get("temporal_variation", True)]
+        return [views.spatial_variation, views.temporal_variation]
     if table == "table6":
-        return ["Ours + TIS" if pre.get("views", {}).get("sampler", "svt") == "tis" else "Ours + MC"]
+        return ["Ours + TIS" if views.sampler == "tis" else "Ours + MC"]
     if table == "table7":
-        return ["w TCA" if pre.get("augment", {}).get("temporally_consistent", True) else "w/o TCA"]
-    if table == "table8":
-        return [run["slow_fast"]]
+        return ["w TCA" if aug.temporally_consistent else "w/o TCA"]
     raise ValueError(table)
 
 
@@ -85,10 +95,9 @@ def ablation_table(table: str, runs: list[dict], scale: str) -> pd.DataFrame:
 def svt_run_columns(run: dict) -> dict:
     """Table 1's descriptive columns for our run, computed from its settings and model."""
     pre = run["pretraining"]["config"]
-    model = dict(pre["model"])
-    bcfg = backbone_config(model.pop("preset"), **{k: v for k, v in model.items() if k != "drop_path_rate"})
+    bcfg, views, _ = pretraining_parts(pre)
     macs = inference_macs(bcfg, [tuple(c) for c in run["clips"]], run["crops"])
-    global_frames = pre.get("views", {}).get("global_views", {}).get("frames", [16, 8])
+    global_frames = views.global_views.frames
     return {"TFLOPs (reproduced)": float(f"{macs / 1e12:.4g}"), "S-Res (reproduced)": run["clips"][0][1],
             "T-Res (reproduced)": max(global_frames), "Epochs (reproduced)": pre["optim"]["epochs"]}
 
@@ -171,13 +180,10 @@ def compute_table(benchmarks: list[str], gpus: dict[str, int], sidecars: dict[st
         if path in sidecars:
             meta = json.loads(Path(sidecars[path]).read_text())
             pre = meta["config"]
-            model = dict(pre["model"])
-            bcfg = backbone_config(model.pop("preset"), **{k: v for k, v in model.items() if k != "drop_path_rate"})
-            views = pre.get("views", {})
-            g, loc = views.get("global_views", {}), views.get("local_views", {})
-            glob = [(t, g.get("size", 224)) for t in g.get("frames", [16, 8])]
-            local = [(t, loc.get("size", 96)) for t in loc.get("frames", [2, 2, 4, 4, 8, 8, 16, 16])]
-            macs = pretraining_step_macs(bcfg, glob, local) * pre["optim"]["batch_size"] * meta["iterations"]
+            bcfg, views, _ = pretraining_parts(pre)
+            g, loc = views.global_views, views.local_views
+            macs = pretraining_step_macs(bcfg, [(t, g.size) for t in g.frames], [(t, loc.size) for t in loc.frames]) \
+                * pre["optim"]["batch_size"] * meta["iterations"]
         rows.append({"rule": rule, "job": Path(path).stem, "wall_h": b["s"] / 3600,
                      "cpu_h": float(b["cpu_time"]) / 3600 if pd.notna(b["cpu_time"]) else float("nan"),
                      "device_h": gpus.get(rule, 0) * b["s"] / 3600, "max_rss_mb": b["max_rss"], "macs": macs})

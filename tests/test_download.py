@@ -287,7 +287,8 @@ def test_ssv2_templates_lose_their_brackets_to_find_the_class(tmp_path):
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "labels.json").write_text(json.dumps({"Holding something next to something": "3",
                                                                  "Approaching something with your camera": "0"}))
-    item = {"id": "78687", "label": "holding potato next to vicks", "template": "Holding [something] next to [something]",
+    item = {"id": "78687", "label": "holding potato next to vicks",
+            "template": "Holding [something] next to [something]",
             "placeholders": ["potato", "vicks"]}
     (tmp_path / "labels" / "train.json").write_text(json.dumps([item]))
     (tmp_path / "labels" / "validation.json").write_text("[]")

@@ -23,7 +23,8 @@ from svt.synth import SynthConfig
 MICRO = {"model": {"preset": "vit_micro_patch8", "num_frames": 16, "img_size": 48},
          "slow_clip": {"frames": 8, "size": 48}, "fast_clip": {"frames": 16, "size": 32},
          "batch_size": 4, "data": {"workers": 0},
-         "linear": {"epochs": 3, "feature_copies": 2}, "finetune": {"epochs": 2, "lr_steps": [1], "checkpoint_every": 1}}
+         "linear": {"epochs": 3, "feature_copies": 2},
+         "finetune": {"epochs": 2, "lr_steps": [1], "checkpoint_every": 1}}
 
 
 @pytest.fixture(scope="module")
