@@ -276,15 +276,37 @@ def _curve(metrics):
             np.mean([r["feature_std"] for r in last]))
 
 
-@pytest.mark.slow
-def test_tiny_run_on_mini_k400_lowers_the_loss_without_collapse(k400_96):
+def _input_dependence(metrics):
+    """Mean teacher mutual information (nats) between clip and prototype over the first 6 and last 12 steps."""
+    m = [json.loads(line) for line in open(metrics)]
+    return (np.mean([r["teacher_mutual_information"] for r in m[:6]]),
+            np.mean([r["teacher_mutual_information"] for r in m[-12:]]))
+
+
+@pytest.fixture(scope="module")
+def demo_run(k400_96):
     from svt.pretrain import run
 
     tmp, root = k400_96
     run(COLLAPSE_RUN, str(tmp / "index.parquet"), str(root), str(tmp / "ok"), str(tmp / "ok.pth"))
-    ratio, entropy, spread = _curve(tmp / "ok" / "metrics.jsonl")
+    return tmp / "ok" / "metrics.jsonl"
+
+
+@pytest.mark.slow
+def test_tiny_run_on_mini_k400_lowers_the_loss_without_collapse(demo_run):
+    ratio, entropy, spread = _curve(demo_run)
     assert ratio < MAX_LOSS_RATIO and entropy < MAX_ENTROPY_FRACTION and spread > MIN_FEATURE_SPREAD, \
         (ratio, entropy, spread)
+
+
+# Known failure, issue #5: at a batch of 8 the teacher's output loses its dependence on the clip (measured 0.60 ->
+# 0.11 nats; center momentum 0.99, teacher temperature 0.02, an unnormalised last layer, lr 2e-3 and 64 prototypes
+# all decay too). The per-clip entropy and loss above do not see this; this test does, and turns green when fixed.
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="demo-scale DINO loses input dependence (issue #5)")
+def test_tiny_run_keeps_the_teacher_output_dependent_on_the_clip(demo_run):
+    start, end = _input_dependence(demo_run)
+    assert end > 0.5 * start, (start, end)
 
 
 @pytest.mark.slow

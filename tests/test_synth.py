@@ -99,6 +99,14 @@ def test_motion_only_set_cannot_be_solved_from_one_frame_but_frame_differences_s
     assert motion > 0.9, motion
 
 
+def test_motion_is_visible_across_the_frame_not_only_where_the_object_is():
+    cfg = SynthConfig(width=64, height=48, frames=8)
+    rng = np.random.default_rng(0)
+    video = render("right", Appearance("disk", "red", "solid"), cfg, rng).astype(np.float32)
+    changed = np.abs(np.diff(video, axis=0)).max(-1) > 8  # (T-1, H, W)
+    assert changed.mean() > 0.3, changed.mean()
+
+
 def test_appearance_classes_are_solvable_from_one_frame():
     cfg = SynthConfig(width=64, height=48, frames=8)
     videos, labels = [], []
