@@ -91,6 +91,11 @@ def clip_gradients(model: torch.nn.Module, clip: float) -> None:
             p.grad.mul_(torch.clamp(clip / (norm + 1e-6), max=1.0))
 
 
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of distributions along the last dimension."""
+    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+
+
 def collapse_std(features: torch.Tensor) -> float:
     """Std over the batch of L2-normalised features, times sqrt(dim): ~1 for spread-out features, 0 when every
     clip maps to the same point (the collapse DINO's centering and sharpening prevent)."""
@@ -263,18 +268,17 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             with torch.no_grad():
                 centred = t_logits.float() - criterion.center
                 probs = torch.softmax(centred / float(temp_s[epoch]), -1)
-                entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+                per_clip = float(entropy(probs).mean())
                 # Entropy of the batch-mean prediction minus the mean per-clip entropy = mutual information between
                 # clip and prototype: 0 when the teacher's output does not depend on its input (both the uniform
                 # and the one-prototype collapse), up to log(rows) when each clip picks its own prototypes.
-                mean_probs = probs.mean(0)
-                marginal = float(-(mean_probs * mean_probs.clamp_min(1e-12).log()).sum())
+                marginal = float(entropy(probs.mean(0)))
                 feature_std = collapse_std(t_feats)
             stats = {"iteration": it, "epoch": epoch, "loss": loss.item(), **{k: float(v) for k, v in terms.items()},
                      "lr": float(lr_s[it - 1]), "wd": float(wd_s[it - 1]), "momentum": m,
-                     "teacher_temp": float(temp_s[epoch]), "teacher_entropy": entropy,
+                     "teacher_temp": float(temp_s[epoch]), "teacher_entropy": per_clip,
                      "teacher_marginal_entropy": marginal,
-                     "teacher_mutual_information": marginal - entropy,
+                     "teacher_mutual_information": marginal - per_clip,
                      "teacher_entropy_max": math.log(cfg["head"]["out_dim"]), "feature_std": feature_std,
                      "clips_per_s": clips / (now - t_data), "tokens_per_s": tokens / (now - t_data),
                      "data_wait": (t_step - t_data) / (now - t_data), "decode_failures": failures}

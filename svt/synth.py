@@ -146,18 +146,15 @@ def _mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def _backdrop(cx, cy, angle, radius, W: int, H: int, rng: np.random.Generator) -> np.ndarray:
-    """(T, H, W, 3) grey blocky texture that undergoes the object's motion (translation, rotation and
-    scaling about the object). Motion is then visible in every patch, not only in the one or two patches the
-    object covers: a micro ViT learns that in CPU minutes; a lone small object on a static backdrop it does not."""
+def _backdrop(dx, dy, cx, cy, angle, radius, W: int, H: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, H, W, 3) grey blocky texture that undergoes the object's motion (translation, rotation and scaling about
+    the object); dx, dy: (T, H, W) pixel offsets from the object's centre."""
     T = len(cx)
     cell = 8.0
     gh, gw = int(3 * H / cell) + 2, int(3 * W / cell) + 2  # covers the frame's neighbourhood the motion can reach
     # Grey, so that no backdrop colour identifies a video across views: the shared cues are motion and the object.
     coarse = np.repeat(rng.uniform(50, 210, size=(gh, gw, 1)), 3, axis=2)
-    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
     m = T // 2
-    dx, dy = xs[None] - cx[:, None, None], ys[None] - cy[:, None, None]
     c, s = np.cos(angle - angle[m])[:, None, None], np.sin(angle - angle[m])[:, None, None]
     scale = (radius / radius[m])[:, None, None]
     # Where each pixel of frame t was at the middle frame; the texture is fixed in that frame.
@@ -175,10 +172,10 @@ def render(motion: str, look: Appearance, cfg: SynthConfig, rng: np.random.Gener
     """uint8 (T, H, W, 3), vectorised over frames and pixels."""
     T, H, W = cfg.frames, cfg.height, cfg.width
     cx, cy, angle, radius = _trajectory(motion, T, W, H, rng)
-    bg = _backdrop(cx, cy, angle, radius, W, H, rng)
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
     dx = xs[None] - cx[:, None, None]
     dy = ys[None] - cy[:, None, None]
+    bg = _backdrop(dx, dy, cx, cy, angle, radius, W, H, rng)
     c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
     u = (c * dx + s * dy) / radius[:, None, None]
     v = (-s * dx + c * dy) / radius[:, None, None]

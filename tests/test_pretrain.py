@@ -268,8 +268,13 @@ COLLAPSE_RUN = {
 MAX_ENTROPY_FRACTION, MIN_FEATURE_SPREAD, MAX_LOSS_RATIO = 0.6, 0.2, 0.75
 
 
+def _records(metrics):
+    with open(metrics) as fh:
+        return [json.loads(line) for line in fh]
+
+
 def _curve(metrics):
-    m = [json.loads(line) for line in open(metrics)]
+    m = _records(metrics)
     first, last = m[:6], m[-12:]
     return (np.mean([r["loss"] for r in last]) / np.mean([r["loss"] for r in first]),
             np.mean([r["teacher_entropy"] / r["teacher_entropy_max"] for r in last]),
@@ -278,7 +283,7 @@ def _curve(metrics):
 
 def _input_dependence(metrics):
     """Mean teacher mutual information (nats) between clip and prototype over the first 6 and last 12 steps."""
-    m = [json.loads(line) for line in open(metrics)]
+    m = _records(metrics)
     return (np.mean([r["teacher_mutual_information"] for r in m[:6]]),
             np.mean([r["teacher_mutual_information"] for r in m[-12:]]))
 
