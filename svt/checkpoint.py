@@ -15,7 +15,10 @@ Everything is read with ``torch.load(weights_only=True)``. Our own files hold te
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svt.io import atomic_write, save_json
+from svt.io import atomic_write, file_stamp, save_json
 from svt.model import MultiCropWrapper, VisionTransformer, resize_spatial_pos, resize_temporal_pos
 
 log = logging.getLogger("svt.checkpoint")
@@ -254,9 +257,54 @@ def newest_checkpoint(work: Path) -> dict | None:
     return None
 
 
+def run_fingerprint(settings: dict, *inputs: str | None) -> str:
+    """Identifies a training run: the settings that shape its trajectory and the files it starts from (data index,
+    initial weights; a non-file such as `random` or None stands for itself)."""
+    stamps = [file_stamp(p) if p is not None and Path(p).is_file() else p for p in inputs]
+    blob = json.dumps({"settings": settings, "inputs": stamps}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def resume(work: Path, run: str, d) -> dict | None:
+    """The training state to continue from: the newest loadable checkpoint of this same run, or None to start.
+
+    State left by another run (a config edit or new input weights made Snakemake rerun the job) is neither
+    continued nor deleted: its checkpoints and metrics move to work/superseded-<n>/. metrics.jsonl is cut back to
+    the resumed iteration, so steps replayed after a kill are recorded once."""
+    work = Path(work)
+    state = newest_checkpoint(work)
+    stale = state is not None and state.get("run") != run
+    if d.enabled:
+        torch.distributed.barrier()  # every rank has read before rank 0 moves files
+    if d.is_main:
+        metrics = work / "metrics.jsonl"
+        if stale:
+            old = next(work / f"superseded-{n}" for n in range(1, 10**6) if not (work / f"superseded-{n}").exists())
+            old.mkdir()
+            for f in [*work.glob("checkpoint_*.pth"), metrics]:
+                if f.exists():
+                    f.rename(old / f.name)
+            log.warning("%s: training state of other settings or inputs (run %s, this run %s) moved to %s; "
+                        "starting afresh", work, state.get("run"), run, old)
+        elif metrics.exists():
+            done = 0 if state is None else int(state["iteration"])
+            kept = [line for line in metrics.read_text().splitlines() if _iteration(line) <= done]
+            atomic_write(metrics, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept)))
+    if d.enabled:
+        torch.distributed.barrier()
+    return None if stale else state
+
+
+def _iteration(line: str) -> float:
+    try:
+        return json.loads(line)["iteration"]
+    except ValueError:  # the line a kill cut short
+        return math.inf
+
+
 def save_training_state(work_dir: Path, it: int, d, keep: int, state: dict) -> None:
-    """checkpoint_<it>.pth in the work folder: `state` + iteration + every rank's RNG state (gathered, so each
-    rank resumes exactly); written atomically by rank 0, keeping the newest `keep` files."""
+    """checkpoint_<it>.pth in the work folder: `state` (with its `run` fingerprint) + iteration + every rank's RNG
+    state (gathered, so each rank resumes exactly); written atomically by rank 0, keeping the newest `keep` files."""
     states = [None] * d.world_size
     if d.enabled:
         torch.distributed.all_gather_object(states, rng_state())

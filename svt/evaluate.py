@@ -85,6 +85,7 @@ def load_backbone(checkpoint: str, cfg: dict, device) -> tuple[VisionTransformer
     model_cfg = dict(model_cfg)
     preset = model_cfg.pop("preset")
     model_cfg.pop("drop_path_rate", None)  # evaluation backbones run without stochastic depth
+    torch.manual_seed(cfg["seed"])  # so `random` is one fixed network in every protocol and every rerun
     backbone = VisionTransformer(backbone_config(preset, **model_cfg))
     source = {"checkpoint": str(checkpoint), "preset": preset, "format": "random"}
     if checkpoint != "random":

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from svt.checkpoint import newest_checkpoint, save_training_state, set_rng_state
+from svt.checkpoint import resume, run_fingerprint, save_training_state, set_rng_state
 from svt.config import load_yaml
 from svt.data import make_loader
 from svt.device import autocast, autocast_dtype, init_distributed
@@ -70,8 +70,7 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     sampler, per_rank, iters_per_epoch = rank_sampler(len(train_set), cfg["batch_size"], d, cfg["seed"],
                                                       "batch_size")
 
-    # model: identical on every rank, then per-rank random streams (dropout, drop path)
-    torch.manual_seed(cfg["seed"])
+    # model: identical on every rank (load_backbone seeds), then per-rank random streams (dropout, drop path)
     backbone, source = load_backbone(checkpoint, cfg, d.device)
     model = VideoClassifier(backbone, len(names), fcfg["dropout"]).to(d.device)
     torch.manual_seed(cfg["seed"] + d.rank)
@@ -88,7 +87,11 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
 
     # resume
     it = 0
-    state = newest_checkpoint(work_dir)
+    trajectory = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "flip", "seed", "batch_size",
+                                      "precision")}
+    trajectory["finetune"] = {k: v for k, v in fcfg.items() if k not in ("checkpoint_every", "keep_checkpoints")}
+    run_id = run_fingerprint(trajectory, index_path, checkpoint)
+    state = resume(work_dir, run_id, d)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -100,7 +103,7 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
 
     def save(it: int):
         save_training_state(work_dir, it, d, fcfg["keep_checkpoints"], {
-            "format": "svt-finetune", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "format": "svt-finetune", "run": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(), "epoch": it // iters_per_epoch, "config": json.loads(json.dumps(cfg))})
 
     total = epochs * iters_per_epoch

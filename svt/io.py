@@ -24,3 +24,9 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 
 def save_json(path: str | os.PathLike, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+def file_stamp(path: str | os.PathLike) -> list:
+    """Resolved path, size and modification time: changes when the file is rewritten."""
+    st = Path(path).stat()
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]

@@ -23,6 +23,7 @@ from svt.device import autocast_dtype, init_distributed
 from svt.evaluate import (add_common_arguments, class_names, config_hash, eval_config, eval_datasets, extract,
                           load_backbone, metrics, write_metrics)
 from svt.index import read_index
+from svt.io import file_stamp
 from svt.pretrain import cosine_schedule
 
 log = logging.getLogger("svt.linear")
@@ -30,13 +31,9 @@ log = logging.getLogger("svt.linear")
 
 def feature_key(cfg: dict, checkpoint: str, index_path: str) -> str:
     """Cache folder name: changes with anything that changes the features (weights, data, clips, seed)."""
-    def stamp(p):
-        st = Path(p).stat()
-        return [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
-
     what = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "flip", "seed")}
-    return config_hash({**what, "index": stamp(index_path)},
-                       "random" if checkpoint == "random" else json.dumps(stamp(checkpoint)))
+    return config_hash({**what, "index": file_stamp(index_path)},
+                       "random" if checkpoint == "random" else json.dumps(file_stamp(checkpoint)))
 
 
 def cached(path: Path, compute) -> dict:

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from svt import augment
-from svt.checkpoint import (export_official, load_checkpoint, newest_checkpoint, save_training_state,
+from svt.checkpoint import (export_official, load_checkpoint, resume, run_fingerprint, save_training_state,
                             set_rng_state)
 from svt.config import load_yaml, merge
 from svt.data import PretrainDataset, make_loader
@@ -191,7 +191,10 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
 
     # resume
     start_iter = 0
-    state = newest_checkpoint(work_dir)
+    # what shapes the trajectory; checkpoint cadence and loader workers do not
+    logistics = ("checkpoint_every", "keep_checkpoints", "data")
+    run_id = run_fingerprint({k: v for k, v in cfg.items() if k not in logistics}, index_path, init)
+    state = resume(work_dir, run_id, d)
     if state is not None:
         student.load_state_dict(state["student"])
         teacher.load_state_dict(state["teacher"])
@@ -205,7 +208,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
 
     def save(it: int):
         save_training_state(work_dir, it, d, cfg["keep_checkpoints"], {
-            "format": "svt-train", "student": student.state_dict(), "teacher": teacher.state_dict(),
+            "format": "svt-train", "run": run_id, "student": student.state_dict(), "teacher": teacher.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "center": criterion.center,
             "epoch": it // iters_per_epoch, "config": json.loads(json.dumps(cfg))})
 

@@ -22,6 +22,7 @@ import csv
 import hashlib
 import json
 import math
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,7 +309,9 @@ def synthesize(dataset: str, root: str | Path, cfg: SynthConfig, seed: int = 0, 
     jobs = [(dataset, seed, r["k"], r["spec"], cfg, str(root / r["path"])) for r in records]
     desc = f"synth {dataset}"
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # forkserver: a worker forked from a parent that already used libav (e.g. indexed a set) fails to open
+        # libvpx-vp9 ("Invalid argument")
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
             list(tqdm(pool.map(_video_job, jobs, chunksize=4), total=len(jobs), desc=desc, unit="video"))
     else:
         for job in tqdm(jobs, desc=desc, unit="video"):

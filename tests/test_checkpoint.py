@@ -1,11 +1,14 @@
 """Checkpoints of every format users meet load into our modules and export back unchanged."""
 
 import argparse
+import json
 
 import pytest
 import torch
 
-from svt.checkpoint import (CheckpointError, export_official, load_checkpoint, save_checkpoint, torch_load)
+from svt.checkpoint import (CheckpointError, export_official, load_checkpoint, resume, run_fingerprint,
+                            save_checkpoint, save_training_state, torch_load)
+from svt.device import Dist
 from svt.model import MultiCropWrapper, build_backbone, build_head
 from test_model import official_backbone_keys, official_head_keys
 
@@ -131,3 +134,40 @@ def test_our_checkpoints_refuse_objects_that_weights_only_loading_could_not_read
     assert not list(tmp_path.iterdir())  # nothing half-written
     save_checkpoint(tmp_path / "x.pth", {"w": torch.ones(2), "meta": {"epoch": 1, "tags": ["a"]}})
     assert torch_load(tmp_path / "x.pth")["meta"]["epoch"] == 1
+
+
+# ------------------------------------------------------------------ resuming a training run
+
+
+def _log(work, lines):
+    (work / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "loss": 1.0 / i}) + "\n" for i in lines))
+
+
+def test_a_resumed_run_forgets_the_logged_steps_after_its_checkpoint(tmp_path):
+    """Killed after logging step 3 with step 2 checkpointed (and step 4 half written): 3 is replayed, logged once."""
+    run = run_fingerprint({"lr": 0.1}, None)
+    save_training_state(tmp_path, 2, Dist(), 2, {"run": run})
+    _log(tmp_path, [1, 2, 3])
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('{"iteration": 4, "lo')
+    state = resume(tmp_path, run, Dist())
+    assert state["iteration"] == 2
+    assert [json.loads(line)["iteration"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_state_of_other_settings_or_inputs_is_set_aside_not_continued(tmp_path):
+    weights = tmp_path / "init.pth"
+    weights.write_bytes(b"v1")
+    old = run_fingerprint({"lr": 0.1}, str(weights))
+    save_training_state(tmp_path, 5, Dist(), 2, {"run": old})
+    _log(tmp_path, [1, 2, 3, 4, 5])
+    assert resume(tmp_path, old, Dist())["iteration"] == 5
+
+    assert run_fingerprint({"lr": 0.2}, str(weights)) != old
+    weights.write_bytes(b"v2 rewritten")  # e.g. pretraining reran, so the fine-tune must restart
+    new = run_fingerprint({"lr": 0.1}, str(weights))
+    assert new != old
+    assert resume(tmp_path, new, Dist()) is None
+    aside = tmp_path / "superseded-1"
+    assert sorted(p.name for p in aside.iterdir()) == ["checkpoint_00000005.pth", "metrics.jsonl"]
+    assert not list(tmp_path.glob("checkpoint_*.pth")) and not (tmp_path / "metrics.jsonl").exists()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import synth_dataset
-from svt.evaluate import SCHEMA, eval_config, eval_datasets, fused_features, metrics
+from svt.evaluate import SCHEMA, eval_config, eval_datasets, fused_features, load_backbone, metrics
 from svt.finetune import step_schedule
 from svt.index import write_index
 from svt.linear import knn_probs, train_linear
@@ -62,6 +62,18 @@ def test_fused_feature_is_the_mean_of_the_slow_and_fast_cls_features():
 
 
 # ------------------------------------------------------------------ protocols on features
+
+def test_the_random_init_baseline_is_one_fixed_network_per_seed():
+    """Linear, fine-tune and figures each build `random` themselves; reruns must compare the same network."""
+    cfg = eval_config(MICRO)
+    torch.manual_seed(123)  # whatever the caller's random state, the baseline is the seed's network
+    a, _ = load_backbone("random", cfg, torch.device("cpu"))
+    b, _ = load_backbone("random", cfg, torch.device("cpu"))
+    c, _ = load_backbone("random", {**cfg, "seed": 1}, torch.device("cpu"))
+    for (name, x), y, z in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(x, y), name
+    assert not torch.equal(a.state_dict()["patch_embed.proj.weight"], c.state_dict()["patch_embed.proj.weight"])
+
 
 def test_linear_probe_learns_separable_features_and_knn_votes_by_neighbours():
     g = torch.Generator().manual_seed(0)
@@ -134,8 +146,45 @@ def test_finetune_sigkill_then_restart_gives_bitwise_the_same_weights(ucf):
     a = torch_load(sorted((tmp / "ft_straight" / "work").glob("checkpoint_*.pth"))[-1])["model"]
     b = torch_load(sorted((tmp / "ft_killed" / "work").glob("checkpoint_*.pth"))[-1])["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the steps replayed after the kill are logged once: the same log as the uninterrupted run
+    assert metrics_file.read_text() == (tmp / "ft_straight" / "work" / "metrics.jsonl").read_text()
     ma = json.loads((tmp / "ft_straight" / "metrics.json").read_text())
     mb = json.loads((tmp / "ft_killed" / "metrics.json").read_text())
     jsonschema.validate(mb, SCHEMA)
     assert ma["top1"] == mb["top1"] and np.isclose(ma["finetune"]["final_train_loss"],
                                                     mb["finetune"]["final_train_loss"])
+
+
+@pytest.mark.slow
+def test_finetune_rerun_with_other_settings_starts_afresh_and_keeps_the_old_state(ucf):
+    """A config edit makes Snakemake rerun the job in the same work folder: the old state must not be continued."""
+    from svt.checkpoint import torch_load
+    from svt.config import merge
+
+    tmp, root, _ = ucf
+    work = tmp / "ft_edit" / "work"
+
+    def final_weights():
+        return torch_load(sorted(work.glob("checkpoint_*.pth"))[-1])["model"]
+
+    def log():
+        return [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+
+    subprocess.run(_cmd("finetune", tmp, root, "ft_edit", MICRO), check=True, capture_output=True)
+    first, first_log = final_weights(), log()
+    edited = merge(MICRO, {"finetune": {"lr": 1.0e-3}})
+    subprocess.run(_cmd("finetune", tmp, root, "ft_edit", edited), check=True, capture_output=True)
+
+    kept = work / "superseded-1"
+    assert [json.loads(line) for line in (kept / "metrics.jsonl").read_text().splitlines()] == first_log
+    assert torch.equal(torch_load(sorted(kept.glob("checkpoint_*.pth"))[-1])["model"]["head.weight"],
+                       first["head.weight"])
+    assert [r["iteration"] for r in log()] == [r["iteration"] for r in first_log]
+    assert log()[0]["lr"] == 1.0e-3
+    assert any(not torch.equal(first[k], v) for k, v in final_weights().items())
+
+    # only the checkpoint cadence differs: the same run, which is complete, so nothing is retrained or moved
+    second_log = log()
+    subprocess.run(_cmd("finetune", tmp, root, "ft_edit", merge(edited, {"finetune": {"checkpoint_every": 5}})),
+                   check=True, capture_output=True)
+    assert not (work / "superseded-2").exists() and log() == second_log
