@@ -306,7 +306,8 @@ def test_tiny_run_on_mini_k400_lowers_the_loss_without_collapse(demo_run):
 
 # Known failure, issue #5: at a batch of 8 the teacher's output loses its dependence on the clip (measured 0.60 ->
 # 0.11 nats; center momentum 0.99, teacher temperature 0.02, an unnormalised last layer, lr 2e-3 and 64 prototypes
-# all decay too). The per-clip entropy and loss above do not see this; this test does, and turns green when fixed.
+# all decay too; bench/dino_scale_sweep.py measures more). The per-clip entropy and loss above do not see this; this
+# test does, and turns green when fixed.
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="demo-scale DINO loses input dependence (issue #5)")
 def test_tiny_run_keeps_the_teacher_output_dependent_on_the_clip(demo_run):
