@@ -35,6 +35,8 @@ VARIANTS = {
     "global_to_global_only_center_0.9": {"correspondences": {"local_to_global": False},
                                          "loss": {"center_momentum": 0.9}},
     "long_center_0.9": {"optim": {"epochs": 40, "warmup_epochs": 4}, "loss": {"center_momentum": 0.9}},
+    "long_lr_5e-5_center_0.9": {"optim": {"lr": 5.0e-5, "epochs": 50, "warmup_epochs": 5},
+                                "loss": {"center_momentum": 0.9}},
 }
 
 
