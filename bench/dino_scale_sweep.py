@@ -4,7 +4,10 @@ linear probe anything about motion? (issue #5)
 For each named variant of the demo's pretraining settings (config/config.yaml, from scratch unless --init), it
 pretrains on a synthetic mini set and prints the teacher's clip-prototype mutual information (MI, nats) and loss
 at the start, middle and end, then the linear top-1 on mini-SSv2 (motion-only classes) of the pretrained teacher
-next to the random-init network, with the binomial standard error of chance. All numbers come from this run.
+next to the random-init network, with the binomial standard error of chance, and how much reversing a clip in time
+changes its feature relative to swapping it for another clip (0 = blind to frame order, so "left to right" cannot
+be told from "right to left"; the random init, whose time_embed is zero, is exactly 0). All
+numbers come from this run.
 Usage: python bench/dino_scale_sweep.py --work /tmp/sweep [--pretrain-set ssv2] [--variants demo center_0.9 ...]
 """
 
@@ -15,11 +18,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from svt import linear, pretrain
 from svt.config import merge
-from svt.index import build_index, write_index
+from svt.evaluate import eval_config, eval_datasets, load_backbone
+from svt.index import build_index, read_index, write_index
 from svt.synth import SynthConfig, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +52,15 @@ def dataset(work: Path, name: str, synth: dict) -> tuple[Path, Path]:
         synthesize(name, root, SynthConfig(**fields), seed=synth["seed"], workers=2)
         write_index(build_index(name, root, deep=True), index)
     return root, index
+
+
+def reversal_sensitivity(checkpoint: str, evaluation: dict, clips: torch.Tensor) -> float:
+    """Mean feature change from reversing each clip in time, over the mean change from swapping clips."""
+    backbone, _ = load_backbone(checkpoint, eval_config(evaluation), torch.device("cpu"))
+    with torch.no_grad():
+        f = backbone.eval()(clips)
+        reversed_, other = backbone(clips.flip(2)), f.roll(1, 0)
+    return float((f - reversed_).norm(dim=-1).mean() / (f - other).norm(dim=-1).mean())
 
 
 def stages(metrics: Path) -> list[tuple[float, float]]:
@@ -80,27 +94,34 @@ def main():
         return linear.run(evaluation, checkpoint, str(ev_index), str(ev_root), "ssv2", name, str(out),
                           str(out / "ssv2_linear.json"))["top1"]
 
+    _, test_set = eval_datasets(read_index(ev_index), str(ev_root), eval_config(evaluation))
+    step = max(len(test_set) // 12, 1)
+    clips = torch.stack([test_set[i]["clips"][0][0] for i in range(0, len(test_set), step)])  # slow clip, crop 1
+
+    def measure(checkpoint: str, name: str) -> tuple[float, float]:
+        return probe(checkpoint, name), reversal_sensitivity(checkpoint, evaluation, clips)
+
     classes = synth["classes"]
     n_test = classes * args.val_per_class
     chance = 100 / classes
     se = 100 * math.sqrt((1 / classes) * (1 - 1 / classes) / n_test)
-    rows = [("random init", None, probe("random", "random"))]
+    rows = [("random init", None, *measure("random", "random"))]
     for name in args.variants:
         run_dir = work / "runs" / name
         if not (run_dir / "teacher.pth").exists():
             pretrain.run(merge(base, VARIANTS[name]), str(pt_index), str(pt_root), str(run_dir / "work"),
                          str(run_dir / "teacher.pth"), args.init)
-        rows.append((name, stages(run_dir / "work" / "metrics.jsonl"), probe(str(run_dir / "teacher.pth"), name)))
+        rows.append((name, stages(run_dir / "work" / "metrics.jsonl"), *measure(str(run_dir / "teacher.pth"), name)))
 
     print(f"pretraining on mini-{args.pretrain_set} ({synth['train_per_class']}/class), init "
           f"{args.init or 'random'}; mini-SSv2 linear over {n_test} test videos: chance {chance:.2f}, "
           f"binomial standard error {se:.2f}")
     print(f"{'variant':<34} {'MI start':>8} {'MI mid':>7} {'MI end':>7} {'loss end':>8} {'ssv2 top-1':>10} "
-          f"{'(top-1 - chance) / se':>22}")
-    for name, st, top1 in rows:
+          f"{'(top-1 - chance) / se':>22} {'time reversal':>13}")
+    for name, st, top1, reversal in rows:
         mi = f"{st[0][0]:>8.3f} {st[1][0]:>7.3f} {st[2][0]:>7.3f}" if st else f"{'':>24}"
         end_loss = f"{st[-1][1]:>8.3f}" if st else f"{'':>8}"
-        print(f"{name:<34} {mi} {end_loss} {top1:>10.2f} {(top1 - chance) / se:>22.2f}")
+        print(f"{name:<34} {mi} {end_loss} {top1:>10.2f} {(top1 - chance) / se:>22.2f} {reversal:>13.4f}")
 
 
 if __name__ == "__main__":

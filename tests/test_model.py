@@ -83,6 +83,21 @@ def test_temporal_fc_is_zero_at_init_so_the_model_starts_as_a_per_frame_image_vi
     assert torch.all(model.time_embed == 0)
 
 
+def test_frame_order_reaches_the_features_only_through_the_time_embedding():
+    """Temporal attention is permutation-equivariant over frames and the CLS feature averages them, so with the
+    zero time_embed of the init a clip and its time reverse give one feature: why the random-init baseline cannot
+    tell "left to right" from "right to left" (issue #5), and what pretraining has to learn."""
+    torch.manual_seed(0)
+    model = build_backbone("vit_micro_patch8", img_size=32, num_frames=8).eval()
+    clip = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        for blk in model.blocks:
+            torch.nn.init.normal_(blk.temporal_fc.weight, std=0.05)
+        torch.testing.assert_close(model(clip), model(clip.flip(2)), rtol=1e-4, atol=1e-5)
+        torch.nn.init.normal_(model.time_embed, std=0.05)
+        assert not torch.allclose(model(clip), model(clip.flip(2)), rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.parametrize("frames,size", [(8, 64), (2, 24), (4, 32), (16, 64), (5, 40)])
 def test_nearest_interpolation_reproduces_the_official_forward_exactly(frames, size):
     torch.manual_seed(1)
