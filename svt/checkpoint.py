@@ -15,7 +15,6 @@ Everything is read with ``torch.load(weights_only=True)``. Our own files hold te
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svt.io import atomic_write, file_stamp, save_json
+from svt.io import atomic_write, save_json
 from svt.model import MultiCropWrapper, VisionTransformer, resize_spatial_pos, resize_temporal_pos
 
 log = logging.getLogger("svt.checkpoint")
@@ -257,16 +256,9 @@ def newest_checkpoint(work: Path) -> dict | None:
     return None
 
 
-def run_fingerprint(settings: dict, *inputs: str | None) -> str:
-    """Identifies a training run: the settings that shape its trajectory and the files it starts from (data index,
-    initial weights; a non-file such as `random` or None stands for itself)."""
-    stamps = [file_stamp(p) if p is not None and Path(p).is_file() else p for p in inputs]
-    blob = json.dumps({"settings": settings, "inputs": stamps}, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def resume(work: Path, run: str, d) -> dict | None:
-    """The training state to continue from: the newest loadable checkpoint of this same run, or None to start.
+    """The training state to continue from: the newest loadable checkpoint of this same run (`run`: a
+    svt.io.fingerprint of the settings that shape training and the files it starts from), or None to start.
 
     State left by another run (a config edit or new input weights made Snakemake rerun the job) is neither
     continued nor deleted: its checkpoints and metrics move to work/superseded-<n>/. metrics.jsonl is cut back to
@@ -279,7 +271,7 @@ def resume(work: Path, run: str, d) -> dict | None:
     if d.is_main:
         metrics = work / "metrics.jsonl"
         if stale:
-            old = next(work / f"superseded-{n}" for n in range(1, 10**6) if not (work / f"superseded-{n}").exists())
+            old = work / f"superseded-{len(list(work.glob('superseded-*'))) + 1}"
             old.mkdir()
             for f in [*work.glob("checkpoint_*.pth"), metrics]:
                 if f.exists():

@@ -20,13 +20,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from svt.checkpoint import resume, run_fingerprint, save_training_state, set_rng_state
+from svt.checkpoint import resume, save_training_state, set_rng_state
 from svt.config import load_yaml
 from svt.data import make_loader
 from svt.device import autocast, autocast_dtype, init_distributed
 from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract, fused_features,
                           load_backbone, metrics, write_metrics)
 from svt.index import read_index
+from svt.io import fingerprint
 from svt.pretrain import NonFiniteLoss, param_groups
 from svt.sampler import rank_sampler
 
@@ -90,7 +91,7 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     trajectory = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "flip", "seed", "batch_size",
                                       "precision")}
     trajectory["finetune"] = {k: v for k, v in fcfg.items() if k not in ("checkpoint_every", "keep_checkpoints")}
-    run_id = run_fingerprint(trajectory, index_path, checkpoint)
+    run_id = fingerprint(trajectory, index_path, checkpoint)
     state = resume(work_dir, run_id, d)
     if state is not None:
         model.load_state_dict(state["model"])

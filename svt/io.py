@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -30,3 +31,11 @@ def file_stamp(path: str | os.PathLike) -> list:
     """Resolved path, size and modification time: changes when the file is rewritten."""
     st = Path(path).stat()
     return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def fingerprint(settings: dict, *inputs: str | None) -> str:
+    """Hash of settings and of the files a computation reads (a training run's data index and initial weights, a
+    feature cache's checkpoint); a non-file such as `random` or None stands for itself."""
+    stamps = [file_stamp(p) if p is not None and Path(p).is_file() else p for p in inputs]
+    blob = json.dumps({"settings": settings, "inputs": stamps}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -8,7 +8,6 @@ cosine decay, 20 epochs, batch 32 -> test: per-crop probabilities averaged -> me
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,10 +19,10 @@ import torch.nn.functional as F
 from svt.checkpoint import save_checkpoint, torch_load
 from svt.config import load_yaml
 from svt.device import autocast_dtype, init_distributed
-from svt.evaluate import (add_common_arguments, class_names, config_hash, eval_config, eval_datasets, extract,
+from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract,
                           load_backbone, metrics, write_metrics)
 from svt.index import read_index
-from svt.io import file_stamp
+from svt.io import fingerprint
 from svt.pretrain import cosine_schedule
 
 log = logging.getLogger("svt.linear")
@@ -32,8 +31,7 @@ log = logging.getLogger("svt.linear")
 def feature_key(cfg: dict, checkpoint: str, index_path: str) -> str:
     """Cache folder name: changes with anything that changes the features (weights, data, clips, seed)."""
     what = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "flip", "seed")}
-    return config_hash({**what, "index": file_stamp(index_path)},
-                       "random" if checkpoint == "random" else json.dumps(file_stamp(checkpoint)))
+    return fingerprint(what, index_path, checkpoint)
 
 
 def cached(path: Path, compute) -> dict:

@@ -22,12 +22,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from svt import augment
-from svt.checkpoint import (export_official, load_checkpoint, resume, run_fingerprint, save_training_state,
-                            set_rng_state)
+from svt.checkpoint import export_official, load_checkpoint, resume, save_training_state, set_rng_state
 from svt.config import load_yaml, merge
 from svt.data import PretrainDataset, make_loader
 from svt.device import autocast, autocast_dtype, init_distributed
 from svt.index import read_index
+from svt.io import fingerprint
 from svt.loss import SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
 from svt.sampler import rank_sampler
@@ -193,7 +193,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     start_iter = 0
     # what shapes the trajectory; checkpoint cadence and loader workers do not
     logistics = ("checkpoint_every", "keep_checkpoints", "data")
-    run_id = run_fingerprint({k: v for k, v in cfg.items() if k not in logistics}, index_path, init)
+    run_id = fingerprint({k: v for k, v in cfg.items() if k not in logistics}, index_path, init)
     state = resume(work_dir, run_id, d)
     if state is not None:
         student.load_state_dict(state["student"])

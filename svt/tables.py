@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from svt.augment import AugmentConfig
 from svt.flops import inference_macs
 from svt.io import atomic_write
-from svt.augment import AugmentConfig
 from svt.model import backbone_config
 from svt.views import ViewConfig
 

@@ -6,9 +6,10 @@ import json
 import pytest
 import torch
 
-from svt.checkpoint import (CheckpointError, export_official, load_checkpoint, resume, run_fingerprint,
-                            save_checkpoint, save_training_state, torch_load)
+from svt.checkpoint import (CheckpointError, export_official, load_checkpoint, resume, save_checkpoint,
+                            save_training_state, torch_load)
 from svt.device import Dist
+from svt.io import fingerprint
 from svt.model import MultiCropWrapper, build_backbone, build_head
 from test_model import official_backbone_keys, official_head_keys
 
@@ -145,7 +146,7 @@ def _log(work, lines):
 
 def test_a_resumed_run_forgets_the_logged_steps_after_its_checkpoint(tmp_path):
     """Killed after logging step 3 with step 2 checkpointed (and step 4 half written): 3 is replayed, logged once."""
-    run = run_fingerprint({"lr": 0.1}, None)
+    run = fingerprint({"lr": 0.1}, None)
     save_training_state(tmp_path, 2, Dist(), 2, {"run": run})
     _log(tmp_path, [1, 2, 3])
     with open(tmp_path / "metrics.jsonl", "a") as fh:
@@ -158,14 +159,14 @@ def test_a_resumed_run_forgets_the_logged_steps_after_its_checkpoint(tmp_path):
 def test_state_of_other_settings_or_inputs_is_set_aside_not_continued(tmp_path):
     weights = tmp_path / "init.pth"
     weights.write_bytes(b"v1")
-    old = run_fingerprint({"lr": 0.1}, str(weights))
+    old = fingerprint({"lr": 0.1}, str(weights))
     save_training_state(tmp_path, 5, Dist(), 2, {"run": old})
     _log(tmp_path, [1, 2, 3, 4, 5])
     assert resume(tmp_path, old, Dist())["iteration"] == 5
 
-    assert run_fingerprint({"lr": 0.2}, str(weights)) != old
+    assert fingerprint({"lr": 0.2}, str(weights)) != old
     weights.write_bytes(b"v2 rewritten")  # e.g. pretraining reran, so the fine-tune must restart
-    new = run_fingerprint({"lr": 0.1}, str(weights))
+    new = fingerprint({"lr": 0.1}, str(weights))
     assert new != old
     assert resume(tmp_path, new, Dist()) is None
     aside = tmp_path / "superseded-1"
