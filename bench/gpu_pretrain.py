@@ -5,7 +5,8 @@ Prints clips/s, peak GPU memory and model FLOP utilisation (MFU = model FLOPs pe
 FLOP/s of the card). Model FLOPs are counted by svt.flops on the real backbone: teacher forward on its target
 view + student forward and backward (3x forward) on every view it predicts from. Random tensors stand in for
 decoded clips so that this measures the model step alone (bench_pretrain.py measures data loading).
-One command, a few minutes: python bench/gpu_pretrain.py [--steps 20] [--compile] [--precision bf16]
+One command, a few minutes: python bench/gpu_pretrain.py [--steps 20] [--compile] [--precision bf16] [--profile]
+(--profile: after the timed steps, three more under torch.profiler; prints where device time goes, to explain MFU.)
 """
 
 import argparse
@@ -13,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from torch.autograd import DeviceType
 
 from svt.device import Dist, autocast_dtype
 from svt.flops import count_macs
@@ -32,6 +34,7 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default="cuda", help="cpu only to check the script itself (with a small --preset)")
     p.add_argument("--preset", default=DEFAULTS["model"]["preset"])
+    p.add_argument("--profile", action="store_true")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -55,12 +58,9 @@ def main():
     bcfg = backbone_config(cfg["model"]["preset"], num_frames=cfg["model"]["num_frames"])
     macs = {shape: count_macs(bcfg, *shape, batch=args.batch) for shape in set(shapes)}
 
-    times, step_flops = [], []
-    for step in range(args.steps + 3):  # 3 warm-up steps (allocator, autotuning, compilation)
+    def train_step(step: int) -> tuple[int, list[tuple[int, int]]]:
         teacher_global = int(np.random.default_rng(step).integers(n_global))
         pairs = view_pairs(cfg["correspondences"], n_global, len(shapes) - n_global, [teacher_global])
-        sync()
-        t0 = time.perf_counter()
         loss, _, t_logits, _ = svt_loss(forward, teacher, criterion, views, pairs, 0.04, n_global, amp)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -72,6 +72,13 @@ def main():
             for ps, pt in zip(student.parameters(), teacher.parameters()):
                 pt.mul_(0.996).add_(ps.detach(), alpha=0.004)
         criterion.update_center(t_logits, Dist())
+        return teacher_global, pairs
+
+    times, step_flops = [], []
+    for step in range(args.steps + 3):  # 3 warm-up steps (allocator, autotuning, compilation)
+        sync()
+        t0 = time.perf_counter()
+        teacher_global, pairs = train_step(step)
         sync()
         if step >= 3:
             times.append(time.perf_counter() - t0)
@@ -87,6 +94,32 @@ def main():
     mfu = f"{achieved / peak:.1%}" if peak else "n/a (peak bf16 FLOP/s of this device unknown)"
     print(f"step {step_s * 1e3:.0f} ms  clips/s {args.batch / step_s:.2f}  peak memory {memory:.1f} GiB  "
           f"model TFLOP/s {achieved / 1e12:.2f}  MFU {mfu}")
+    if args.profile:
+        profile(train_step, args.steps + 3, device, sync, step_s)
+
+
+def profile(train_step, first: int, device: torch.device, sync, step_s: float) -> None:
+    """Three steps under torch.profiler: device kernel time per step against the unprofiled step time, and the
+    ops that take the most device time."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    sync()
+    with torch.profiler.profile(activities=activities) as prof:
+        for step in range(first, first + 3):
+            train_step(step)
+        sync()
+    events = prof.key_averages()
+    if device.type == "cuda":  # kernels are their own events; op rows repeat their time, so count kernels only
+        key = "self_device_time_total"
+        busy_us = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU)
+    else:
+        key = "self_cpu_time_total"
+        busy_us = sum(e.self_cpu_time_total for e in events)
+    per_step = busy_us / 3e3
+    print(f"profile: {per_step:.0f} ms of {device.type} work per step = {per_step / (step_s * 1e3):.0%} "
+          f"of the unprofiled {step_s * 1e3:.0f} ms step (device busy)")
+    print(events.table(sort_by=key, row_limit=15, max_name_column_width=60))
 
 
 if __name__ == "__main__":

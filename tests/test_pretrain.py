@@ -331,6 +331,7 @@ def test_the_collapse_thresholds_catch_dino_centering_at_a_batch_of_8(k400_96):
 @pytest.mark.slow
 def test_gpu_benchmark_script_runs_its_step_on_cpu_with_a_small_preset():
     bench = os.path.join(os.path.dirname(__file__), "..", "bench", "gpu_pretrain.py")
-    out = subprocess.run([sys.executable, bench, "--device", "cpu", "--preset", "vit_micro_patch8", "--steps", "1",
-                          "--batch", "1", "--precision", "fp32"], check=True, capture_output=True, text=True).stdout
-    assert "clips/s" in out and "MFU" in out
+    args = ["--device", "cpu", "--preset", "vit_micro_patch8", "--steps", "1", "--batch", "1", "--precision", "fp32",
+            "--profile"]
+    out = subprocess.run([sys.executable, bench, *args], check=True, capture_output=True, text=True).stdout
+    assert "clips/s" in out and "MFU" in out and "device busy" in out
