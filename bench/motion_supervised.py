@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from svt.data import make_loader
-from svt.evaluate import eval_config, eval_datasets, fused_features, load_backbone
+from svt.evaluate import eval_config, eval_datasets, extract, load_backbone
 from svt.finetune import VideoClassifier
 from svt.index import read_index
 
@@ -58,16 +58,13 @@ def main():
             correct += int((logits.argmax(-1) == batch["label"]).sum())
             seen += len(batch["label"])
         if (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs:
-            model.eval()
-            right = n = 0
+            scored = extract(model.backbone, test, cfg, torch.device("cpu"), None, "test")
             with torch.no_grad():
-                for batch in make_loader(test, args.batch, 1, shuffle=False, seed=0):
-                    probs = model.head(fused_features(model.backbone, batch["clips"])).softmax(-1).mean(1)
-                    right += int((probs.argmax(-1) == batch["label"]).sum())
-                    n += len(batch["label"])
+                probs = model.head(scored["features"]).softmax(-1).mean(1)
+            top1 = 100 * float((probs.argmax(-1) == scored["labels"]).float().mean())
             print(f"epoch {epoch + 1}: train loss {sum(losses) / len(losses):.3f}, "
                   f"train acc {100 * correct / seen:.1f}, "
-                  f"test top-1 {100 * right / n:.2f} over {n} videos (chance {100 / model.head.out_features:.2f}); "
+                  f"test top-1 {top1:.2f} over {len(probs)} videos (chance {100 / model.head.out_features:.2f}); "
                   f"{time.time() - t0:.0f} s", flush=True)
 
 
