@@ -149,6 +149,15 @@ def _resize_embeddings(backbone: VisionTransformer, bb: dict) -> list[str]:
     return resized
 
 
+def _check_shapes(path: str, module: nn.Module, sd: dict, prefix: str = "") -> None:
+    """A checkpoint of another width, depth or patch size fails here, naming the first key that differs."""
+    own = module.state_dict()
+    for k, v in sd.items():
+        if k in own and own[k].shape != v.shape:
+            raise CheckpointError(f"{path}: architecture mismatch at {prefix}{k}: the model expects "
+                                  f"{tuple(own[k].shape)}, the checkpoint has {tuple(v.shape)}")
+
+
 def load_checkpoint(model: nn.Module, path: str | os.PathLike, which: str = "teacher",
                     strict: bool = False) -> LoadReport:
     """Load any supported checkpoint into a backbone, or into a MultiCropWrapper (backbone + DINO head).
@@ -157,7 +166,10 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, which: str = "tea
     missing or unexpected key raises CheckpointError naming the file.
     """
     path = str(path)
-    fmt, sd = detect(torch_load(path), which)
+    try:
+        fmt, sd = detect(torch_load(path), which)
+    except CheckpointError as e:
+        raise CheckpointError(e if str(e).startswith(path) else f"{path}: {e}") from e
     bb, head_sd, other = split_backbone_head(fmt, sd)
     backbone = model.backbone if isinstance(model, MultiCropWrapper) else model
     if not isinstance(backbone, VisionTransformer):
@@ -166,6 +178,9 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, which: str = "tea
     if fmt == "dino-imagenet":
         bb, report.initialised = dino_to_video(bb, backbone.cfg.depth)
     report.resized = _resize_embeddings(backbone, bb)
+    _check_shapes(path, backbone, bb)
+    if isinstance(model, MultiCropWrapper) and head_sd:
+        _check_shapes(path, model.head, head_sd, "head.")
     res = backbone.load_state_dict(bb, strict=False)
     report.missing += list(res.missing_keys)
     report.unexpected += list(res.unexpected_keys) + other

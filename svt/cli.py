@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> (module with add_<name>_arguments(parser) and run_<name>(args) -> int, help)
@@ -25,6 +26,11 @@ STAGES = {
 }
 
 
+# Exceptions that mean bad input rather than a bug in svt.
+USER_ERRORS = {"ValueError", "FileNotFoundError", "DownloadError", "CheckpointError", "AnnotationError",
+               "UnsafeArchive"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="svt", description=__doc__)
@@ -38,7 +44,14 @@ def main(argv: list[str] | None = None) -> int:
             getattr(mod, f"add_{name}_arguments")(p)
             p.set_defaults(_run=getattr(mod, f"run_{name}"))
     args = parser.parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # Bad input (a file, a key, a checkpoint) is reported as one line naming it; SVT_DEBUG=1 shows where.
+        if os.environ.get("SVT_DEBUG") or type(e).__name__ not in USER_ERRORS:
+            raise
+        print(f"svt {args.stage}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

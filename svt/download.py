@@ -17,7 +17,6 @@ Canonical layouts (read by svt/datasets.py):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -33,7 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from svt.config import load_yaml
-from svt.io import save_json
+from svt.io import file_digest, save_json
 
 log = logging.getLogger("svt.download")
 CHUNK = 1 << 20
@@ -49,14 +48,6 @@ class UnsafeArchive(ValueError):
 
 # ---------------------------------------------------------------- downloads
 
-def file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify(path: Path, checksum: str | None) -> None:
     """checksum: "sha256:<hex>" or "md5:<hex>" (None: nothing published, size and completeness only)."""
     if not checksum:
@@ -64,11 +55,13 @@ def verify(path: Path, checksum: str | None) -> None:
     algorithm, expected = checksum.split(":", 1)
     got = file_digest(path, algorithm)
     if got != expected.lower():
-        raise DownloadError(f"{path}: {algorithm} is {got}, expected {expected} (file kept as {path}.bad, not used)")
+        raise DownloadError(f"{path}: {algorithm} is {got}, expected {expected}")
 
 
-def fetch(url: str, dest: Path, checksum: str | None = None, retries: int = 5, timeout: float = 60) -> Path:
-    """Download url to dest, resuming dest.part across dropped connections and runs; verify; rename."""
+def fetch(url: str, dest: Path, checksum: str | None = None, retries: int = 5, timeout: float = 60,
+          check=None) -> Path:
+    """Download url to dest, resuming dest.part across dropped connections and runs; verify (checksum, then
+    `check(path)` if given); rename. A file that fails verification is kept as dest.bad, never as dest."""
     dest = Path(dest)
     if dest.exists():
         return dest
@@ -104,9 +97,13 @@ def fetch(url: str, dest: Path, checksum: str | None = None, retries: int = 5, t
             time.sleep(min(2 ** attempt, 30) * 0.1)
     try:
         verify(part, checksum)
-    except DownloadError:
-        part.replace(dest.with_name(dest.name + ".bad"))
-        raise
+        if check is not None:
+            check(part)
+    except DownloadError as e:
+        bad = dest.with_name(dest.name + ".bad")
+        part.replace(bad)
+        raise DownloadError(f"{url} -> {dest}: {str(e).replace(str(part), 'the download')} (kept as {bad}, "
+                            "not used)") from e
     part.replace(dest)
     return dest
 
@@ -114,6 +111,58 @@ def fetch(url: str, dest: Path, checksum: str | None = None, retries: int = 5, t
 def fetch_all(items: list[tuple[str, Path, str | None]], workers: int) -> list[Path]:
     with ThreadPoolExecutor(max(1, workers)) as pool:
         return list(pool.map(lambda it: fetch(*it), items))
+
+
+# ---------------------------------------------------------------- model weights
+
+WEIGHTS = {  # what each weights download must hold (svt.checkpoint formats)
+    "spatial_init": ("DINO ImageNet ViT", {"dino-imagenet"}),
+    "release": ("SVT teacher", {"svt-release", "svt-train", "backbone"}),
+}
+
+
+def check_weights(path: Path, kind: str) -> str:
+    """The file is a torch checkpoint of the expected kind (not an HTML error page, not truncated); its format."""
+    from svt.checkpoint import CheckpointError, detect, torch_load
+
+    what, formats = WEIGHTS[kind]
+    with open(path, "rb") as fh:
+        start = fh.read(64)
+    if start.lstrip()[:1] == b"<":
+        raise DownloadError(f"{path}: is an HTML/XML page ({start.strip()[:40]!r}...), not {what} weights "
+                            "(the server answered with an error or login page)")
+    try:
+        fmt, _ = detect(torch_load(path))
+    except CheckpointError as e:
+        raise DownloadError(f"{path}: not {what} weights (truncated or another kind of file?): {e}") from e
+    if fmt not in formats:
+        raise DownloadError(f"{path}: holds {fmt} weights, expected {what} weights ({', '.join(sorted(formats))})")
+    return fmt
+
+
+def fetch_weights(kind: str, cfg: dict, out: Path) -> str:
+    """Weights from `url` (resumable) or from `path` (a copy the user has, linked), verified: pinned checksum
+    (`sha256: <hex>` or `checksum: "sha256:<hex>"`), size, and content. Returns the file's sha256, logged so
+    that an unpinned download's digest is on record."""
+    out = Path(out)
+    checksum = cfg.get("checksum") or (f"sha256:{cfg['sha256'].lower()}" if cfg.get("sha256") else None)
+    if cfg.get("path"):
+        src = Path(cfg["path"])
+        if not src.is_file():
+            raise DownloadError(f"{src}: no such file (downloads.{kind}.path)")
+        verify(src, checksum)
+        check_weights(src, kind)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.link")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(src.resolve())
+        tmp.replace(out)
+    else:
+        fetch(cfg["url"], out, checksum, check=lambda p: check_weights(p, kind))
+    digest = file_digest(out, "sha256")
+    log.info("%s: sha256 %s%s", out, digest, " (matches the pinned checksum)" if checksum else
+             " (no checksum pinned: set downloads.%s.sha256 to this value to pin it)" % kind)
+    return digest
 
 
 # ---------------------------------------------------------------- safe extraction
@@ -325,18 +374,20 @@ def k400_missing(root: Path) -> dict:
 
 
 def add_download_arguments(p):
-    p.add_argument("--dataset", required=True, choices=["kinetics400", "ucf101", "hmdb51", "ssv2", "spatial_init"])
+    p.add_argument("--dataset", required=True,
+                   choices=["kinetics400", "ucf101", "hmdb51", "ssv2", *WEIGHTS],
+                   help="a benchmark, or weights: spatial_init (DINO ImageNet), release (the authors' SVT teacher)")
     p.add_argument("--config", required=True, help="the dataset's downloads settings (inline or YAML)")
     p.add_argument("--work", help="download folder (resumable); spatial_init: unused")
-    p.add_argument("--out", required=True, help="dataset root to write (spatial_init: the weights file)")
+    p.add_argument("--out", required=True, help="dataset root to write (weights: the file)")
     p.add_argument("--workers", type=int, default=4, help="parallel downloads")
 
 
 def run_download(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = load_yaml(args.config)
-    if args.dataset == "spatial_init":
-        fetch(cfg["url"], Path(args.out), cfg.get("checksum"))
+    if args.dataset in WEIGHTS:
+        print(json.dumps({"weights": args.out, "sha256": fetch_weights(args.dataset, cfg, Path(args.out))}))
         return 0
     files = download_dataset(args.dataset, cfg, Path(args.work), args.workers)
     manifest = extract_dataset(args.dataset, files, Path(args.out))

@@ -25,11 +25,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from svt import stats
 from svt.checkpoint import load_checkpoint
 from svt.config import merge
 from svt.data import EvalDataset, make_loader
 from svt.device import autocast
-from svt.io import save_json
+from svt.io import file_digest, save_json
 from svt.model import VisionTransformer, backbone_config
 
 log = logging.getLogger("svt.evaluate")
@@ -89,6 +90,7 @@ def load_backbone(checkpoint: str, cfg: dict, device) -> tuple[VisionTransformer
     backbone = VisionTransformer(backbone_config(preset, **model_cfg))
     source = {"checkpoint": str(checkpoint), "preset": preset, "format": "random"}
     if checkpoint != "random":
+        source["sha256"] = file_digest(checkpoint, "sha256")  # provenance: which bytes these numbers come from
         report = load_checkpoint(backbone, checkpoint)
         if report.missing:
             raise ValueError(f"{checkpoint}: backbone weights missing for {len(report.missing)} keys "
@@ -154,9 +156,16 @@ def metrics(probs: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict
             "videos_evaluated": int(keep.sum())}
 
 
+def top1_interval(top1: float, videos: int) -> dict:
+    k = stats.correct(top1, videos)
+    low, high = stats.wilson(k, videos)
+    return {"low": round(low, 4), "high": round(high, 4), "correct": k, "method": stats.METHOD}
+
+
 def write_metrics(path: str, result: dict, *, model: str, protocol: str, dataset: str, cfg: dict, source: dict,
                   skipped: list[str], num_classes: int, seconds: float) -> dict:
-    out = {**result, "model": model, "protocol": protocol, "dataset": dataset, "videos_skipped": len(skipped),
+    out = {**result, "top1_interval": top1_interval(result["top1"], result["videos_evaluated"]),
+           "model": model, "protocol": protocol, "dataset": dataset, "videos_skipped": len(skipped),
            "skipped": skipped, "num_classes": num_classes, "chance_top1": 100.0 / num_classes,
            "slow_fast": bool(cfg["slow_fast"]), "clips": [list(c) for c in clip_specs(cfg)], "crops": cfg["crops"],
            "checkpoint": source, "config": cfg, "config_hash": config_hash(cfg, source["checkpoint"]),

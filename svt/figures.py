@@ -23,6 +23,7 @@ from svt.data import crop_resize, ok_rows  # noqa: E402
 from svt.evaluate import eval_config, load_backbone  # noqa: E402
 from svt.index import read_index  # noqa: E402
 from svt.io import atomic_write  # noqa: E402
+from svt.tables import reproduced_columns  # noqa: E402
 from svt.video import read_frames  # noqa: E402
 from svt.views import uniform_indices  # noqa: E402
 
@@ -79,29 +80,38 @@ def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, 
 
 
 def delta_figure(tables: list[str], out: str) -> pd.DataFrame:
-    """Scatter of published vs reproduced top-1 for every cell that has both; returns the cells."""
+    """Published vs reproduced top-1 for every cell that has both, with the reproduced number's 95% interval as
+    an error bar. The cells (with their intervals) are written beside the figure as CSV; returns them."""
     cells = []
     for path in tables:
         df = pd.read_csv(path)
-        for col in df.columns:
-            if col.endswith(" (reproduced)") and col.replace("(reproduced)", "(published)") in df.columns:
-                pub = col.replace("(reproduced)", "(published)")
-                for _, row in df[[pub, col]].dropna().iterrows():
-                    cells.append({"table": Path(path).stem, "column": col[: -len(" (reproduced)")],
-                                  "published": float(row[pub]), "reproduced": float(row[col])})
-    cells = pd.DataFrame(cells, columns=["table", "column", "published", "reproduced"])
+        for col in reproduced_columns(df):
+            base, _, kind = col.rpartition(" (")
+            pub = f"{base} (published)"
+            if pub not in df.columns:
+                continue
+            value = pd.to_numeric(df[col], errors="coerce")  # "not run" cells drop out
+            for i in df.index[value.notna() & df[pub].notna()]:
+                cells.append({"table": Path(path).stem, "column": base, "weights": kind.rstrip(")"),
+                              "published": float(df.at[i, pub]), "reproduced": float(value[i]),
+                              "low": float(df.at[i, f"{col} low"]), "high": float(df.at[i, f"{col} high"]),
+                              "n": int(df.at[i, f"{col} n"])})
+    cells = pd.DataFrame(cells, columns=["table", "column", "weights", "published", "reproduced", "low", "high", "n"])
     fig, ax = plt.subplots(figsize=(5, 5))
     for table, group in cells.groupby("table"):
-        ax.scatter(group["published"], group["reproduced"], label=table, s=18)
+        err = [group["reproduced"] - group["low"], group["high"] - group["reproduced"]]
+        ax.errorbar(group["published"], group["reproduced"], yerr=err, fmt="o", ms=4, capsize=2, lw=0.8,
+                    label=table)
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls="--")
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_xlabel("published top-1 (%)")
-    ax.set_ylabel("reproduced top-1 (%)")
+    ax.set_ylabel("reproduced top-1 (%), 95% Wilson interval")
     ax.set_title(f"Published vs reproduced ({len(cells)} cells)")
     if len(cells):
         ax.legend(fontsize=7)
     save_figure(fig, out)
+    atomic_write(Path(out).with_suffix(".csv"), lambda tmp: cells.to_csv(tmp, index=False))
     return cells
 
 
@@ -121,7 +131,7 @@ def run_attention(args) -> int:
 
 def add_delta_arguments(p):
     p.add_argument("--tables", nargs="+", required=True, help="table CSVs written by svt table")
-    p.add_argument("--out", required=True, help="PNG; a PDF twin is written beside it")
+    p.add_argument("--out", required=True, help="PNG; a PDF twin and the cells as CSV are written beside it")
 
 
 def run_delta(args) -> int:

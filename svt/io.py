@@ -27,6 +27,14 @@ def save_json(path: str | os.PathLike, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_stamp(path: str | os.PathLike) -> list:
     """Resolved path, size and modification time: changes when the file is rewritten."""
     st = Path(path).stat()

@@ -62,7 +62,8 @@ DEFAULTS = {
 
 def cosine_schedule(base: float, final: float, epochs: int, iters_per_epoch: int, warmup_epochs: int = 0,
                     warmup_start: float = 0.0) -> np.ndarray:
-    warmup = np.linspace(warmup_start, base, warmup_epochs * iters_per_epoch, endpoint=False)
+    # DINO's cosine_scheduler (the official code): the warm-up reaches `base` at its last iteration.
+    warmup = np.linspace(warmup_start, base, warmup_epochs * iters_per_epoch)
     steps = np.arange(epochs * iters_per_epoch - len(warmup))
     cosine = final + 0.5 * (base - final) * (1 + np.cos(np.pi * steps / max(len(steps), 1)))
     return np.concatenate([warmup, cosine])

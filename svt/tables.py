@@ -6,12 +6,20 @@ nothing measured is written into a published column and nothing published into a
 row a run reproduces is read from the run itself: its pretraining settings (the checkpoint's .json sidecar) for
 Tables 4-7, its slow_fast flag for Table 8, its model name for Tables 1-3. Table 1's TFLOPs, resolutions and
 epochs for the reproduced SVT row are computed from those settings and the model (svt.flops), not typed.
+
+Every reproduced top-1 carries its 95% Wilson interval over the test videos and says whether it is above chance,
+above the random-init model and (ablations) above the baseline row beyond the interval of the difference
+(svt.stats); a dataset disabled in the config reads "not run". `--released` builds Tables 1-3 of the authors'
+released teacher in columns "(reproduced, released weights)". Written as CSV (one column per number), Markdown
+and HTML (number, interval and comparisons in one cell, the caption with the test-video counts).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +27,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from svt import stats
 from svt.augment import AugmentConfig
 from svt.flops import inference_macs
 from svt.io import atomic_write
@@ -32,6 +41,11 @@ DATASET_COLUMNS = {"ucf101": "UCF-101", "hmdb51": "HMDB-51", "kinetics400": "Kin
 PROTOCOL_COLUMNS = {"linear": "Linear", "finetune": "Fine-tune"}
 BASELINE_ROWS = {"random": "Random init (same protocol)", "spatial_init": "Spatial init only, no video pretraining"}
 SVT_ROW = {"table1": "SVT (Ours)", "table2": "SVT (Ours)", "table3": "SVT (Ours)"}
+TABLE_DATASETS = {"table1": ["ucf101", "hmdb51"], "table2": ["kinetics400"], "table3": ["ssv2"]}
+REPRODUCED = "reproduced"
+RELEASED = "reproduced, released weights"
+REPRODUCED_COLUMN = re.compile(r".* \((reproduced|reproduced, released weights)\)")
+NOT_RUN = "not run"
 
 
 def load_run(path: str) -> dict:
@@ -69,27 +83,126 @@ def ablation_key(table: str, run: dict):
     raise ValueError(table)
 
 
-def reproduced_cell(run: dict) -> float:
-    return round(run["top1"], 2)
+class Cells:
+    """The reproduced numbers of one table: where each run lands, its interval, and how it compares.
+
+    Every top-1 gets its Wilson interval from the run's own counts (top-1 and videos evaluated). A cell is compared
+    with chance (is the interval above 100 / classes?), with the random-init run of the same dataset, protocol and
+    clips, and in ablation tables with the paper's baseline row (the `baseline` variant, single view): "above" /
+    "below" when the Newcombe interval of the difference excludes 0, "within" otherwise (svt.stats).
+    """
+
+    def __init__(self, table: str):
+        self.table = table
+        self.cells: dict[tuple[int, str], dict] = {}
+        self.not_run: set[tuple[int, str]] = set()
+
+    def put(self, row: int, column: str, run: dict) -> None:
+        self.cells[(row, column)] = run
+
+    def reference(self, run: dict, model: str, slow_fast: bool | None = None) -> dict | None:
+        for other in self.cells.values():
+            if other["model"] == model and other["dataset"] == run["dataset"] and other is not run \
+                    and other["protocol"] == "linear" and run["protocol"] == "linear" \
+                    and other["slow_fast"] == (run["slow_fast"] if slow_fast is None else slow_fast):
+                return other
+        return None
+
+    def describe(self, run: dict, references: list[tuple[str, dict | None]]) -> dict:
+        n, top1 = run["videos_evaluated"], run["top1"]
+        k = stats.correct(top1, n)
+        low, high = stats.wilson(k, n)
+        out = {"": round(top1, 2), "low": round(low, 2), "high": round(high, 2), "n": n,
+               "vs chance": stats.compare((low, high), run["chance_top1"])}
+        for name, ref in references:
+            if ref is None or ref is run:
+                out[f"vs {name}"] = ""
+                continue
+            kr = stats.correct(ref["top1"], ref["videos_evaluated"])
+            out[f"vs {name}"] = stats.compare(stats.newcombe(k, n, kr, ref["videos_evaluated"]))
+        return out
+
+    def write(self, df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        """df with, after each reproduced column C: C low / high (95%), C n, C vs chance / random init [/ baseline]."""
+        ablation = self.table not in ("table1", "table2", "table3")
+        parts = ["", "low", "high", "n", "vs chance", "vs random init"] + (["vs baseline"] if ablation else [])
+        values = {(row, col): self.describe(run, [
+            ("random init", self.reference(run, "random")),
+            *([("baseline", self.reference(run, "baseline", slow_fast=False))] if ablation else [])])
+            for (row, col), run in self.cells.items() if row >= 0}  # rows < 0: references only
+        out = df.copy()
+        for col in columns:
+            for part in parts:
+                name = f"{col} {part}".rstrip()
+                out[name] = pd.Series([pd.NA] * len(out), dtype="object")
+                for (row, c), v in values.items():
+                    if c == col:
+                        out.at[row, name] = v[part]
+                for row, c in self.not_run:
+                    if c == col and part == "":
+                        out.at[row, name] = NOT_RUN
+        return out
 
 
-def ablation_table(table: str, runs: list[dict], scale: str) -> pd.DataFrame:
+def display(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The table for reading (Markdown, HTML): each reproduced number as `top-1 [low-high]` and its comparisons
+    (`>chance`, `≈random`, ...), the detail columns folded in."""
+    marks = {"above": ">", "below": "<", "within": "≈"}
+    out = df.copy()
+    for col in columns:
+        detail = [c for c in df.columns if c.startswith(f"{col} ") and c != col]
+
+        def fold(row):
+            v = row[col]
+            if v is pd.NA or v is None or (isinstance(v, float) and pd.isna(v)) or v == NOT_RUN:
+                return v
+            text = f"{float(v):.2f} [{float(row[f'{col} low']):.1f}–{float(row[f'{col} high']):.1f}]"
+            for what in ("chance", "random init", "baseline"):
+                verdict = row.get(f"{col} vs {what}")
+                if isinstance(verdict, str) and verdict:
+                    text += f" {marks[verdict]}{what.split()[0]}"
+            return text
+
+        out[col] = df.apply(fold, axis=1)
+        out = out.drop(columns=detail)
+    return out
+
+
+def reproduced_columns(df: pd.DataFrame) -> list[str]:
+    """The reproduced top-1 columns (not Table 1's descriptive ones such as `TFLOPs (reproduced)`)."""
+    return [c for c in df.columns if REPRODUCED_COLUMN.fullmatch(c) and f"{c} low" in df.columns]
+
+
+def our_rows(df: pd.DataFrame, labels: list[str]) -> list[int]:
+    return [i for i in df.index if df.at[i, "Method"] in labels]
+
+
+def ablation_table(table: str, runs: list[dict], scale: str, not_run: list[str]) -> pd.DataFrame:
     spec = PUBLISHED[table]
     lead = len(spec["columns"]) - 2
     df = pd.DataFrame(spec["rows"], columns=spec["columns"])
-    for ds in ("UCF-101", "HMDB-51"):
-        df[f"{ds} (reproduced)"] = float("nan")
     df["run"] = ""
+    cells = Cells(table)
     for run in runs:
+        col = f"{DATASET_COLUMNS[run['dataset']]} ({REPRODUCED})"
+        if run["model"] == "random":  # the reference every row is compared with, not a row of the paper
+            cells.put(-1 - len(cells.cells), col, run)
+            continue
         key = ablation_key(table, run)
         hit = [i for i, row in enumerate(spec["rows"]) if row[:lead] == key]
         if not hit:
             raise ValueError(f"{run['path']}: its settings {key} match no row of {table} ({spec['columns'][:lead]})")
-        col = f"{DATASET_COLUMNS[run['dataset']]} (reproduced)"
-        df.loc[hit[0], col] = reproduced_cell(run)
+        cells.put(hit[0], col, run)
         df.loc[hit[0], "run"] = Path(run["checkpoint"]["checkpoint"]).parent.name
+    ran = [i for i in df.index if df.at[i, "run"]] or list(df.index)
+    columns = [f"{ds} ({REPRODUCED})" for ds in ("UCF-101", "HMDB-51")]
+    for name in not_run:
+        if DATASET_COLUMNS[name] in ("UCF-101", "HMDB-51"):
+            cells.not_run |= {(i, f"{DATASET_COLUMNS[name]} ({REPRODUCED})") for i in ran}
+    df = df.rename(columns={c: f"{c} (published)" for c in ("UCF-101", "HMDB-51")})
+    df = cells.write(df, columns)
     df["scale"] = scale
-    return df.rename(columns={c: f"{c} (published)" for c in ("UCF-101", "HMDB-51")})
+    return df
 
 
 def svt_run_columns(run: dict) -> dict:
@@ -102,39 +215,77 @@ def svt_run_columns(run: dict) -> dict:
             "T-Res (reproduced)": max(global_frames), "Epochs (reproduced)": pre["optim"]["epochs"]}
 
 
-def main_table(table: str, runs: list[dict], scale: str) -> pd.DataFrame:
+def main_table(table: str, runs: list[dict], scale: str, not_run: list[str], baselines: list[str],
+               released: bool) -> pd.DataFrame:
+    """Tables 1-3. `released`: the SVT row is the authors' released teacher (model `release`), in columns
+    "(reproduced, released weights)"; otherwise our pretrained SVT, in "(reproduced)"."""
     spec = PUBLISHED[table]
+    suffix = RELEASED if released else REPRODUCED
     df = pd.DataFrame(spec["rows"], columns=spec["columns"])
     measured = [c for c in spec["columns"] if any(p in c for p in PROTOCOL_COLUMNS.values())]
     for name, label in BASELINE_ROWS.items():
-        if any(r["model"] == name for r in runs):
+        if not released and (name in baselines or any(r["model"] == name for r in runs)):
             df.loc[len(df), "Method"] = label
     df = df.rename(columns={c: f"{c} (published)" for c in measured})
-    for c in measured:
-        df[f"{c} (reproduced)"] = float("nan")
+    ours = "release" if released else "svt"
+    cells = Cells(table)
     for run in runs:
-        label = SVT_ROW[table] if run["model"] == "svt" else BASELINE_ROWS.get(run["model"])
-        if label is None:
-            raise ValueError(f"{run['path']}: model {run['model']!r} has no row in {table}")
-        row = df.index[df["Method"] == label][0]
         col = PROTOCOL_COLUMNS[run["protocol"]]
-        if table == "table1":
-            col = f"{DATASET_COLUMNS[run['dataset']]} {col}"
-            if run["model"] == "svt":
-                for k, v in svt_run_columns(run).items():
-                    df.loc[row, k] = v
-        df.loc[row, f"{col} (reproduced)"] = reproduced_cell(run)
+        col = f"{DATASET_COLUMNS[run['dataset']]} {col} ({suffix})" if table == "table1" else f"{col} ({suffix})"
+        if released and run["model"] == "random":  # a reference for the comparisons, not a released-weights row
+            cells.put(-1 - len(cells.cells), col, run)
+            continue
+        label = SVT_ROW[table] if run["model"] == ours else BASELINE_ROWS.get(run["model"])
+        if label is None:
+            raise ValueError(f"{run['path']}: model {run['model']!r} has no row in {table} "
+                             f"({'released-weights' if released else 'reproduced'} table)")
+        row = df.index[df["Method"] == label][0]
+        if run["model"] == "svt" and table == "table1":
+            for k, v in svt_run_columns(run).items():
+                df.loc[row, k] = v
+        cells.put(row, col, run)
+    rows = our_rows(df, [SVT_ROW[table], *(BASELINE_ROWS[b] for b in baselines if not released)])
+    for name in not_run:
+        for c in measured:
+            if name in TABLE_DATASETS[table] and (table != "table1" or c.startswith(DATASET_COLUMNS[name])):
+                cells.not_run |= {(r, f"{c} ({suffix})") for r in rows}
+    df = cells.write(df, [f"{c} ({suffix})" for c in measured])
     df["scale"] = scale
     return df
 
 
-def build(number: int, metrics: list[str], scale: str) -> pd.DataFrame:
+def build(number: int, metrics: list[str], scale: str, not_run: list[str] = (), baselines: list[str] = (),
+          released: bool = False) -> pd.DataFrame:
     table = f"table{number}"
     if table not in PUBLISHED:
         raise ValueError(f"no table {number}; the paper has tables 1-8")
+    if released and number > 3:
+        raise ValueError("the released weights are evaluated for Tables 1-3 only (the ablations need pretraining)")
     runs = [load_run(p) for p in metrics]
-    df = main_table(table, runs, scale) if number <= 3 else ablation_table(table, runs, scale)
+    if number <= 3:
+        df = main_table(table, runs, scale, list(not_run), list(baselines), released)
+    else:
+        df = ablation_table(table, runs, scale, list(not_run))
     return df.convert_dtypes()  # integer columns stay integers where a cell is empty
+
+
+def caption(number: int, metrics: list[str], scale: str, not_run: list[str]) -> str:
+    """The table's caption: what it is, the scale, the test videos behind every number, and how to read them."""
+    runs = [json.loads(Path(p).read_text()) for p in metrics]
+    counts = {}
+    for r in runs:
+        counts.setdefault(DATASET_COLUMNS.get(r["dataset"], r["dataset"]), (r["videos_evaluated"], r["videos_skipped"]))
+    data = "; ".join(f"{d}: {n} test videos ({s} undecodable, not counted)" for d, (n, s) in sorted(counts.items()))
+    skipped = ", ".join(DATASET_COLUMNS[d] for d in not_run
+                        if d in TABLE_DATASETS.get(f"table{number}", ["ucf101", "hmdb51"]))
+    text = (f"Table {number}. {PUBLISHED[f'table{number}']['caption']} Reproduced at scale {scale}"
+            + (f" on {data}." if data else ".")
+            + (f" Not run (dataset disabled in the config): {skipped}." if skipped else "")
+            + f" Reproduced top-1 (%) with its {stats.METHOD} in brackets; each is compared with chance "
+              "(interval against 100 / classes), with the random-init model under the same protocol"
+            + (" and with the baseline row (the paper's setting, single view)" if number > 3 else "")
+            + f" by the {stats.DIFFERENCE_METHOD}: > or < when beyond it, ≈ when within.")
+    return text
 
 
 def to_markdown(df: pd.DataFrame, caption: str) -> str:
@@ -150,20 +301,35 @@ def to_markdown(df: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_html(df: pd.DataFrame, caption: str) -> str:
+    body = df.to_html(index=False, na_rep="-", escape=True)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(caption[:60])}</title></head>"
+            f"<body><p>{html.escape(caption)}</p>\n{body}\n</body></html>\n")
+
+
 def add_table_arguments(p):
     p.add_argument("--number", type=int, required=True, help="paper table number (1-8)")
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSONs of this run (svt linear / finetune)")
     p.add_argument("--scale", required=True, help="which scale produced the reproduced numbers (demo / paper)")
-    p.add_argument("--out", required=True, help="CSV; a Markdown twin is written beside it (.md)")
+    p.add_argument("--not-run", nargs="*", default=[], metavar="DATASET",
+                   help="datasets disabled in this run: their reproduced cells read 'not run'")
+    p.add_argument("--baselines", nargs="*", default=[], choices=list(BASELINE_ROWS),
+                   help="baseline models of this run (Tables 1-3 get their rows even where they did not run)")
+    p.add_argument("--released", action="store_true",
+                   help="Tables 1-3 of the authors' released teacher (model `release`), not of our pretraining")
+    p.add_argument("--out", required=True, help="CSV; Markdown and HTML twins are written beside it (.md, .html)")
 
 
 def run_table(args) -> int:
-    df = build(args.number, args.metrics, args.scale)
+    df = build(args.number, args.metrics, args.scale, args.not_run, args.baselines, args.released)
     out = Path(args.out)
     atomic_write(out, lambda tmp: df.to_csv(tmp, index=False))
-    caption = f"Table {args.number}. {PUBLISHED[f'table{args.number}']['caption']} Reproduced: scale {args.scale}."
-    atomic_write(out.with_suffix(".md"), lambda tmp: Path(tmp).write_text(to_markdown(df, caption)))
-    print(df.to_string(index=False))
+    text = caption(args.number, args.metrics, args.scale, args.not_run)
+    shown = display(df, reproduced_columns(df))
+    atomic_write(out.with_suffix(".md"), lambda tmp: Path(tmp).write_text(to_markdown(shown, text)))
+    atomic_write(out.with_suffix(".html"), lambda tmp: Path(tmp).write_text(to_html(shown, text)))
+    print(text)
+    print(shown.to_string(index=False))
     return 0
 
 

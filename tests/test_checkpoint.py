@@ -172,3 +172,11 @@ def test_state_of_other_settings_or_inputs_is_set_aside_not_continued(tmp_path):
     aside = tmp_path / "superseded-1"
     assert sorted(p.name for p in aside.iterdir()) == ["checkpoint_00000005.pth", "metrics.jsonl"]
     assert not list(tmp_path.glob("checkpoint_*.pth")) and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_checkpoint_of_another_width_fails_naming_the_file_key_and_shapes(tmp_path):
+    path = tmp_path / "tiny.pth"
+    export_official(path, build_backbone("vit_tiny_patch16", num_frames=8, img_size=64))
+    with pytest.raises(CheckpointError, match=r"tiny.pth: architecture mismatch at cls_token: the model expects "
+                                              r"\(1, 1, 64\), the checkpoint has \(1, 1, 192\)"):
+        load_checkpoint(build_backbone("vit_micro_patch8", num_frames=8, img_size=64), path)

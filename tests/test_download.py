@@ -14,6 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import SHARED
 from helpers import TINY
@@ -308,3 +309,78 @@ def test_k400_quoted_label_names_are_one_class_and_classes_are_sorted(tmp_path):
     assert list(df.label_name) == ["air drumming", "skiing (not slalom or crosscountry)", "air drumming"]
     assert list(df.label) == [0, 1, 0]
     assert df.iloc[0].path == "videos/train/---QUuC4vJs_000084_000094.mp4"
+
+
+# ------------------------------------------------------------------ the authors' released teacher (`release` target)
+
+def release_checkpoint(path: Path, preset: str = "vit_micro_patch8") -> Path:
+    """A checkpoint in the official release layout (flat backbone.* / head.*) of a small model."""
+    from svt.checkpoint import export_official
+    from svt.model import build_backbone, build_head
+
+    backbone = build_backbone(preset, num_frames=16, img_size=48)
+    export_official(path, backbone, build_head(backbone.cfg.embed_dim, 256, 128, 64))
+    return path
+
+
+def release(cfg: dict, out: Path) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from svt.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["download", "--dataset", "release", "--config", json.dumps(cfg), "--out", str(out)])
+    return rc, err.getvalue()
+
+
+def test_the_release_is_downloaded_once_verified_and_its_sha256_recorded(server, tmp_path, capsys):
+    root, url, handler = server
+    ckpt = release_checkpoint(root / "kinetics400_vitb_ssl.pth")
+    out = tmp_path / "weights" / "release.pth"
+    rc, _ = release({"url": f"{url}/kinetics400_vitb_ssl.pth"}, out)
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert rc == 0 and out.read_bytes() == ckpt.read_bytes()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sha256"] == digest
+    rc, _ = release({"url": f"{url}/kinetics400_vitb_ssl.pth", "sha256": digest}, tmp_path / "again.pth")
+    assert rc == 0  # the pinned digest verifies
+
+
+def test_a_copy_the_user_has_is_verified_and_linked_not_downloaded(tmp_path):
+    ckpt = release_checkpoint(tmp_path / "mine.pth")
+    out = tmp_path / "weights" / "release.pth"
+    assert release({"path": str(ckpt)}, out)[0] == 0
+    assert out.is_symlink() and out.resolve() == ckpt.resolve()
+
+
+@pytest.mark.parametrize("case", ["sha256 mismatch", "truncated", "html page", "dino weights", "missing path"])
+def test_a_bad_release_stops_with_the_file_and_what_was_expected_and_writes_nothing(server, tmp_path, case):
+    root, url, _ = server
+    ckpt = release_checkpoint(root / "release.pth")
+    cfg = {"url": f"{url}/release.pth"}
+    if case == "sha256 mismatch":
+        cfg["sha256"] = "0" * 64
+        expected = "sha256 is"
+    elif case == "truncated":
+        data = ckpt.read_bytes()
+        ckpt.write_bytes(data[: len(data) // 3])  # the server sends (and declares) a third of the file
+        expected = "not SVT teacher weights"
+    elif case == "html page":
+        ckpt.write_text("<!DOCTYPE html><html><body>Rate limit exceeded</body></html>")
+        expected = "is an HTML/XML page"
+    elif case == "dino weights":
+        from svt.model import build_backbone
+
+        sd = {k: v for k, v in build_backbone("vit_micro_patch8").state_dict().items() if "temporal" not in k
+              and k != "time_embed"}
+        torch.save(sd, ckpt)
+        expected = "holds dino-imagenet weights, expected SVT teacher weights"
+    else:
+        cfg = {"path": str(tmp_path / "nowhere.pth")}
+        expected = "nowhere.pth: no such file (downloads.release.path)"
+    out = tmp_path / "weights" / "release.pth"
+    rc, err = release(cfg, out)
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert rc == 2 and last.startswith("svt download: error: ") and expected in last and "Traceback" not in err
+    assert not out.exists()

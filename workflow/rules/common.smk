@@ -2,6 +2,7 @@
 # settings as a parameter and reruns exactly the jobs whose settings changed), resources, launchers.
 import json
 import os
+import sys
 from pathlib import Path
 
 from svt.config import merge
@@ -9,20 +10,26 @@ from svt.config import merge
 # Every rule's software under --sdm conda (paths in rule files are relative to workflow/rules/).
 CONDA_ENV = "../envs/svt.yaml"
 DATASETS = ["kinetics400", "ucf101", "hmdb51", "ssv2"]
+# A benchmark is left out with `datasets.<name>.enabled: false` or by leaving its key out: none of its jobs is
+# planned and its table cells read "not run".
+ENABLED = [d for d in DATASETS if config["datasets"].get(d, {"enabled": False}).get("enabled", True)]
+DISABLED = [d for d in DATASETS if d not in ENABLED]
 EVAL_DATASETS = {"table1": ["ucf101", "hmdb51"], "table2": ["kinetics400"], "table3": ["ssv2"]}
 ABLATION_DATASETS = ["ucf101", "hmdb51"]
+# The authors' released teacher (downloads.release): evaluated as model `release` by the `release` target.
+RELEASE = "release" in config.get("downloads", {})
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    model="svt|random|spatial_init",
-    variant="|".join(config["ablations"]["variants"]),
+    dataset="|".join(ENABLED) or "no-dataset-enabled",
+    model="svt|random|spatial_init" + ("|release" if RELEASE else ""),
     protocol="linear|finetune",
 
 
 def check_config():
     """Fail before any job, naming the key, for what the schema cannot see."""
-    for name, ds in config["datasets"].items():
+    for name in ENABLED:
+        ds = config["datasets"][name]
         if ds["source"] == "local":
             if "path" not in ds:
                 raise ValueError(f"config: datasets.{name}.path is required when datasets.{name}.source is local")
@@ -30,19 +37,17 @@ def check_config():
                 raise ValueError(f"config: datasets.{name}.path = {ds['path']!r} is not a directory")
         if ds["source"] == "synthetic" and "synthetic" not in config:
             raise ValueError(f"config: datasets.{name}.source is synthetic but there is no `synthetic` section")
-    downloading = [n for n, ds in config["datasets"].items() if ds["source"] == "download"]
+    downloading = [n for n in ENABLED if config["datasets"][n]["source"] == "download"]
     if (downloading or config["spatial_init"]["source"] == "download") and "downloads" not in config:
         raise ValueError(f"config: datasets {downloading} / spatial_init have source download but there is no "
                          "`downloads` section (see config/paper.yaml)")
     for name in downloading:
         if name not in config["downloads"]:
             raise ValueError(f"config: datasets.{name}.source is download but downloads.{name} is missing")
-    if config["datasets"]["ssv2"]["source"] == "download":
-        from svt.download import check_ssv2_placement
-
-        check_ssv2_placement(Path(config["downloads"]["ssv2"]["placed"]))
     if "spatial_init" in config["evaluation"]["baselines"] and config["spatial_init"]["source"] == "none":
         raise ValueError("config: evaluation.baselines lists spatial_init but spatial_init.source is none")
+    if "random" in config["ablations"]["variants"]:
+        raise ValueError("config: ablations.variants.random: `random` names the random-init reference; rename it")
     used = {v for variants in config["ablations"]["tables"].values() for v in variants}
     unknown = used - set(config["ablations"]["variants"])
     if unknown:
@@ -51,6 +56,58 @@ def check_config():
 
 
 check_config()
+
+
+def enabled(dataset, needed_by):
+    """The dataset's name, or a clear error when a planned job needs a dataset the config leaves out."""
+    if dataset not in ENABLED:
+        raise ValueError(f"config: {needed_by} needs {dataset}, but datasets.{dataset} is "
+                         f"{'absent' if dataset not in config['datasets'] else 'disabled (enabled: false)'}")
+    return dataset
+
+
+def pretraining_data(needed_by, subset=""):
+    """Input function: the pretraining set's index (or its ablation subset) and root (Kinetics-400, paper §4.1)."""
+
+    def inputs(wildcards):
+        name = enabled("kinetics400", needed_by)
+        return {"index": f"resources/index/{name}{subset}.parquet", "root": dataset_root(name)}
+
+    return inputs
+
+
+SSV2_WARNED = []
+
+
+def ssv2_placed(wildcards):
+    """Nothing to add as input: checks, when SSv2's download job is planned, that its files were placed by hand.
+    A dry run plans on and warns once; a real run stops here, before any job, with the instructions."""
+    if wildcards.dataset != "ssv2" or Path("resources/data/ssv2").is_dir():
+        return []
+    from svt.download import DownloadError, check_ssv2_placement
+
+    try:
+        check_ssv2_placement(Path(config["downloads"]["ssv2"]["placed"]))
+    except DownloadError as e:
+        if not workflow.dryrun:
+            raise
+        if not SSV2_WARNED:
+            SSV2_WARNED.append(True)
+            print(f"WARNING (dry run; a real run stops here): {e}", file=sys.stderr)
+    return []
+
+
+def release_download():
+    """downloads.release: where the released teacher comes from (url, or path to a copy) and its pinned sha256."""
+    if not RELEASE:
+        raise ValueError("config: the release target evaluates the authors' released teacher; set "
+                         "downloads.release.url (or .path to a copy you have) as in config/paper.yaml")
+    return config["downloads"]["release"]
+
+
+def attention_data(wildcards):
+    name = enabled(config["figures"]["attention_dataset"], "Figure 3 (figures.attention_dataset)")
+    return {"index": f"resources/index/{name}.parquet", "root": dataset_root(name)}
 
 
 def source_root(dataset):
@@ -127,27 +184,49 @@ def spatial_init_input():
 
 
 def model_checkpoint(wildcards):
-    return {"svt": ["results/pretrain/svt.pth"], "random": [], "spatial_init": spatial_init_input()}[wildcards.model]
+    return {"svt": ["results/pretrain/svt.pth"], "random": [], "spatial_init": spatial_init_input(),
+            "release": ["resources/weights/release.pth"]}[wildcards.model]
+
+
+def ablation_checkpoint(wildcards):
+    return [] if wildcards.variant == "random" else [f"results/ablations/{wildcards.variant}/teacher.pth"]
+
+
+def ablation_datasets():
+    return [d for d in ABLATION_DATASETS if d in ENABLED]
 
 
 def table_metrics(wildcards):
+    """The metrics JSONs a table reads: its datasets' runs that are enabled (the rest read "not run"). Ablation
+    tables also read the random-init model under the ablation protocol (slow clip; Table 8 also slow-fast), the
+    reference every row is compared with."""
     number = int(wildcards.number)
+    baselines = config["evaluation"]["baselines"]
     if number <= 3:
-        table = f"table{number}"
-        protocols = ["linear", "finetune"]
-        files = [f"results/eval/svt/{ds}_{p}.json" for ds in EVAL_DATASETS[table] for p in protocols]
-        files += [f"results/eval/{b}/{ds}_linear.json" for b in config["evaluation"]["baselines"]
-                  for ds in EVAL_DATASETS[table]]
-        return files
+        datasets = [d for d in EVAL_DATASETS[f"table{number}"] if d in ENABLED]
+        files = [f"results/eval/svt/{ds}_{p}.json" for ds in datasets for p in ("linear", "finetune")]
+        return files + [f"results/eval/{b}/{ds}_linear.json" for b in baselines for ds in datasets]
     variants = config["ablations"]["tables"][f"table{number}"]
     suffixes = ["", "_slowfast"] if number == 8 else [""]
-    return [f"results/ablations/{v}/{ds}_linear{s}.json" for v in variants for ds in ABLATION_DATASETS
-            for s in suffixes]
+    files = [f"results/ablations/{v}/{ds}_linear{s}.json" for v in variants for ds in ablation_datasets()
+             for s in suffixes]
+    if "random" in baselines:
+        files += [f"results/ablations/random/{ds}_linear.json" for ds in ablation_datasets()]
+        files += [f"results/eval/random/{ds}_linear.json" for ds in ablation_datasets() if number == 8]
+    return files
+
+
+def release_metrics(wildcards):
+    datasets = [d for d in EVAL_DATASETS[f"table{wildcards.number}"] if d in ENABLED]
+    return [f"results/eval/release/{ds}_{p}.json" for ds in datasets for p in ("linear", "finetune")]
 
 
 def table_sidecars(wildcards):
     """Tables read each run's pretraining settings from its checkpoint's .json sidecar."""
     number = int(wildcards.number)
     if number <= 3:
-        return ["results/pretrain/svt.pth.json"]
+        return ["results/pretrain/svt.pth.json"] if [d for d in EVAL_DATASETS[f"table{number}"] if d in ENABLED] \
+            else []
+    if not ablation_datasets():
+        return []
     return [f"results/ablations/{v}/teacher.pth.json" for v in config["ablations"]["tables"][f"table{number}"]]

@@ -1,10 +1,14 @@
 # The real benchmarks (source: download): resumable, verified downloads, safe extraction into svt's canonical
-# layouts (svt/download.py), then the index rule. SSv2 is placed by hand; its check runs before any job.
+# layouts (svt/download.py), then the index rule. SSv2 is placed by hand: when its job is planned, a dry run warns
+# and a real run stops before any job, both naming what to place where. Weights: the DINO spatial initialisation
+# and the authors' released SVT teacher (the `release` target).
 
 
 rule download:
     conda:
         CONDA_ENV
+    input:
+        ssv2_placed,
     output:
         directory("resources/data/{dataset}"),
     params:
@@ -40,3 +44,21 @@ if config["spatial_init"]["source"] == "download":
             **slurm_resources("default"),
         shell:
             "svt download --dataset spatial_init --config {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule download_release:
+    conda:
+        CONDA_ENV
+    output:
+        "resources/weights/release.pth",
+    params:
+        settings=lambda wildcards: settings(release_download()),
+    log:
+        "logs/download/release.log",
+    benchmark:
+        "benchmarks/download/release.tsv"
+    threads: res("default")["threads"]
+    resources:
+        **slurm_resources("default"),
+    shell:
+        "svt download --dataset release --config {params.settings:q} --out {output} > {log} 2>&1"

@@ -5,15 +5,14 @@ rule attention_figure:
     conda:
         CONDA_ENV
     input:
+        unpack(attention_data),
         spatial_init=spatial_init_input(),
         svt="results/pretrain/svt.pth",
-        index=f"resources/index/{config['figures']['attention_dataset']}.parquet",
-        root=dataset_root(config["figures"]["attention_dataset"]),
     output:
         png=report("results/figures/attention.png", caption="../report/attention.rst", category="Figures"),
         pdf="results/figures/attention.pdf",
     params:
-        settings=settings(evaluation_settings(config["figures"]["attention_dataset"])),
+        settings=lambda wildcards: settings(evaluation_settings(config["figures"]["attention_dataset"])),
         init=lambda wildcards, input: input.spatial_init or "random",
         init_label="spatial init" if config["spatial_init"]["source"] != "none" else "random init",
     log:
@@ -36,6 +35,7 @@ rule reproduction_delta:
     output:
         png=report("results/figures/reproduction_delta.png", caption="../report/delta.rst", category="Figures"),
         pdf="results/figures/reproduction_delta.pdf",
+        cells=report("results/figures/reproduction_delta.csv", caption="../report/delta.rst", category="Figures"),
     log:
         "logs/figures/reproduction_delta.log",
     benchmark:
@@ -45,7 +45,6 @@ rule reproduction_delta:
         **slurm_resources("default"),
     shell:
         "svt delta --tables {input} --out {output.png} > {log} 2>&1"
-
 
 
 rule compute_table:

@@ -8,8 +8,7 @@ if config["spatial_init"]["source"] == "image_pretraining":
         conda:
             CONDA_ENV
         input:
-            index="resources/index/kinetics400.parquet",
-            root=dataset_root("kinetics400"),
+            unpack(pretraining_data("the spatial initialisation (spatial_init.source: image_pretraining)")),
         output:
             "resources/weights/spatial_init.pth",
         params:
@@ -31,8 +30,7 @@ rule pretrain:
     conda:
         CONDA_ENV
     input:
-        index="resources/index/kinetics400.parquet",
-        root=dataset_root("kinetics400"),
+        unpack(pretraining_data("SVT pretraining (results/pretrain/svt.pth)")),
         init=spatial_init_input(),
     output:
         teacher="results/pretrain/svt.pth",
