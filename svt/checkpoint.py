@@ -302,6 +302,17 @@ def resume(work: Path, run: str, d) -> dict | None:
     return None if stale else state
 
 
+def last_logged(work: Path) -> dict:
+    """The last complete line of the work folder's metrics.jsonl (after resume cut it back): what the final
+    iteration logged, the same whether the run went straight through or was resumed after it ended."""
+    metrics = Path(work) / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.exists() else []
+    for line in reversed(lines):
+        if _iteration(line) != math.inf:
+            return json.loads(line)
+    return {}
+
+
 def _iteration(line: str) -> float:
     try:
         return json.loads(line)["iteration"]

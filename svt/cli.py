@@ -27,7 +27,7 @@ STAGES = {
 
 
 # Exceptions that mean bad input rather than a bug in svt.
-USER_ERRORS = {"ValueError", "FileNotFoundError", "DownloadError", "CheckpointError", "AnnotationError",
+USER_ERRORS = {"ValueError", "FileNotFoundError", "DownloadError", "CheckpointError", "AnnotationError", "ConfigError",
                "UnsafeArchive"}
 
 

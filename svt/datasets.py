@@ -132,6 +132,14 @@ def read_ssv2(root: Path, split: int = 1) -> pd.DataFrame:
 READERS = {"kinetics400": read_kinetics400, "ucf101": read_ucf101, "hmdb51": read_hmdb51, "ssv2": read_ssv2}
 
 
+def annotation_file(dataset: str, name: str, split: int = 1) -> str:
+    """Where a dataset's `name` split ("train" / "val") is listed, relative to its root (for error messages)."""
+    return {"kinetics400": f"annotations/{name}.csv",
+            "ucf101": f"ucfTrainTestlist/{'trainlist' if name == 'train' else 'testlist'}0{split}.txt",
+            "hmdb51": f"testTrainMulti_7030_splits/*_test_split{split}.txt",
+            "ssv2": f"labels/{'train' if name == 'train' else 'validation'}.json"}[dataset]
+
+
 def read_annotations(dataset: str, root: str | Path, split: int = 1) -> pd.DataFrame:
     if dataset not in READERS:
         raise AnnotationError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from svt import augment  # noqa: E402
-from svt.config import load_yaml  # noqa: E402
+from svt.config import load_settings  # noqa: E402
 from svt.data import crop_resize, ok_rows  # noqa: E402
 from svt.evaluate import eval_config, load_backbone  # noqa: E402
 from svt.index import read_index  # noqa: E402
@@ -125,7 +125,8 @@ def add_attention_arguments(p):
 
 
 def run_attention(args) -> int:
-    attention_figure([tuple(m) for m in args.model], args.index, args.root, load_yaml(args.config), args.out)
+    cfg = load_settings(args.config, "evaluation")
+    attention_figure([tuple(m) for m in args.model], args.index, args.root, cfg, args.out)
     return 0
 
 

@@ -20,14 +20,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from svt.checkpoint import resume, save_training_state, set_rng_state
-from svt.config import load_yaml
+from svt.checkpoint import last_logged, resume, save_training_state, set_rng_state
+from svt.config import load_settings
 from svt.data import make_loader
 from svt.device import autocast, autocast_dtype, init_distributed
 from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract, fused_features,
                           load_backbone, metrics, write_metrics)
 from svt.index import read_index
-from svt.io import fingerprint
+from svt.io import fingerprint, remove_stale_temps
 from svt.pretrain import NonFiniteLoss, param_groups
 from svt.sampler import rank_sampler
 
@@ -61,8 +61,6 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     cfg = eval_config(cfg)
     fcfg = cfg["finetune"]
     d = init_distributed()
-    work_dir = Path(work)
-    work_dir.mkdir(parents=True, exist_ok=True)
 
     # data
     index = read_index(index_path)
@@ -73,6 +71,10 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
 
     # model: identical on every rank (load_backbone seeds), then per-rank random streams (dropout, drop path)
     backbone, source = load_backbone(checkpoint, cfg, d.device)
+    work_dir = Path(work)  # created once the inputs have loaded: bad input leaves nothing behind
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if d.is_main:
+        remove_stale_temps(out, folder=work_dir)
     model = VideoClassifier(backbone, len(names), fcfg["dropout"]).to(d.device)
     torch.manual_seed(cfg["seed"] + d.rank)
     np.random.seed(cfg["seed"] + d.rank)
@@ -110,7 +112,6 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     total = epochs * iters_per_epoch
     metrics_f = open(work_dir / "metrics.jsonl", "a") if d.is_main else None
     bar = tqdm(total=total, initial=it, desc="finetune", unit="it", disable=not d.is_main)
-    loss = torch.tensor(float("nan"))
     while it < total:
         epoch = it // iters_per_epoch
         train_set.set_epoch(epoch)
@@ -154,7 +155,9 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
         with torch.no_grad():
             probs = model.head(test["features"].to(d.device)).float().softmax(-1).mean(1).cpu()
         result = write_metrics(out, {**metrics(probs, test["labels"], names),
-                                     "finetune": {"iterations": total, "final_train_loss": loss.item(),
+                                     # from the log: also when a rerun resumes a run that had already ended
+                                     "finetune": {"iterations": total,
+                                                  "final_train_loss": last_logged(work_dir).get("loss"),
                                                   "world_size": d.world_size}},
                                model=model_name, protocol="finetune", dataset=dataset, cfg=cfg, source=source,
                                skipped=test["skipped"], num_classes=len(names), seconds=time.time() - t0)
@@ -171,5 +174,6 @@ def add_finetune_arguments(p):
 
 def run_finetune(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run(load_yaml(args.config), args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out)
+    cfg = load_settings(args.config, "evaluation")
+    run(cfg, args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out)
     return 0

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from svt.io import atomic_write, save_json
-from svt.datasets import DATASETS, read_annotations
+from svt.datasets import DATASETS, annotation_file, read_annotations
 from svt.video import DecodeError, probe
 
 log = logging.getLogger("svt.index")
@@ -124,12 +124,39 @@ def add_index_arguments(p):
     p.add_argument("--split", type=int, default=1, help="official split number (UCF-101 / HMDB-51)")
     p.add_argument("--deep", action="store_true", help="decode frames spread over each file (finds truncation)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--warn-quarantined", type=float, default=0.05, metavar="FRACTION",
+                   help="warn when more than this fraction of the videos is quarantined")
+
+
+def check_usable(df: pd.DataFrame, dataset: str, root: str | Path, split: int = 1,
+                 warn_fraction: float = 0.05) -> None:
+    """An index every stage can use: each of train / val has a usable video (else ValueError naming the root, the
+    annotation file and the first file that is not usable: a wrong --root surfaces here, not in training), and a
+    warning when more than `warn_fraction` of the videos are quarantined."""
+    for name in ("train", "val"):
+        rows = df[df["split"] == name]
+        if (rows["status"] == "ok").any():
+            continue
+        listed = f"{Path(root) / annotation_file(dataset, name, split)}"
+        if not len(rows):
+            raise ValueError(f"{dataset} split {name}: {listed} lists no videos (root {root})")
+        first = rows.iloc[0]
+        raise ValueError(f"{dataset} split {name}: none of the {len(rows)} videos listed in {listed} is usable "
+                         f"(root {root}); first: {first['path']}: "
+                         f"{'missing' if first['size'] < 0 else first['status']}")
+    bad = float((df["status"] != "ok").mean())
+    if bad > warn_fraction:
+        log.warning("%s: %.1f%% of %d videos are quarantined (more than %.0f%%): see the summary's quarantine list",
+                    dataset, 100 * bad, len(df), 100 * warn_fraction)
 
 
 def run_index(args) -> int:
     out = Path(args.out)
+    if not Path(args.root).is_dir():
+        raise ValueError(f"--root {args.root}: no such folder")
     previous = read_index(out) if out.exists() else None
     df = build_index(args.dataset, args.root, args.split, args.deep, args.workers, previous)
+    check_usable(df, args.dataset, args.root, args.split, args.warn_quarantined)
     write_index(df, out)
     summary = summarise(df, args.dataset)
     save_json(args.summary or str(out) + ".summary.json", summary)

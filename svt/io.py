@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,8 +24,31 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def finite(obj):
+    """obj with NaN / infinite floats as None: what is written is standard JSON (null = no value)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def save_json(path: str | os.PathLike, obj) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+    text = json.dumps(finite(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def remove_stale_temps(*outputs: str | os.PathLike, folder: str | os.PathLike | None = None) -> list[Path]:
+    """Temp files a killed atomic_write left behind: those of `outputs` (beside each) and every one in `folder`
+    (a run's own work folder). Called when a run starts, so an interruption leaves nothing for good."""
+    stale = [t for o in outputs for t in Path(o).parent.glob(f".{Path(o).name}.*.tmp")]
+    if folder is not None:
+        stale += list(Path(folder).glob(".*.tmp"))
+    for t in stale:
+        t.unlink(missing_ok=True)
+    return stale
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:

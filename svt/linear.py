@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from svt.checkpoint import save_checkpoint, torch_load
-from svt.config import load_yaml
+from svt.config import load_settings
 from svt.device import autocast_dtype, init_distributed
 from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract,
                           load_backbone, metrics, write_metrics)
@@ -91,11 +91,11 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     d = init_distributed()
     if d.enabled:
         raise ValueError("svt linear runs in one process (the backbone is frozen); launch it without torchrun")
-    work_dir = Path(work) / f"features-{feature_key(cfg, checkpoint, index_path)}"
-    work_dir.mkdir(parents=True, exist_ok=True)
     index = read_index(index_path)
     names = class_names(index)
-    backbone, source = load_backbone(checkpoint, cfg, d.device)
+    backbone, source = load_backbone(checkpoint, cfg, d.device)  # bad inputs fail here, before anything is written
+    work_dir = Path(work) / f"features-{feature_key(cfg, checkpoint, index_path)}"
+    work_dir.mkdir(parents=True, exist_ok=True)
     amp = autocast_dtype(d.device, cfg["precision"])
     train_set, test_set = eval_datasets(index, root, cfg)
 
@@ -131,6 +131,6 @@ def add_linear_arguments(p):
 
 def run_linear(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run(load_yaml(args.config), args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out,
-        args.knn_out)
+    cfg = load_settings(args.config, "evaluation")
+    run(cfg, args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out, args.knn_out)
     return 0

@@ -22,12 +22,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from svt import augment
-from svt.checkpoint import export_official, load_checkpoint, resume, save_training_state, set_rng_state
-from svt.config import load_yaml, merge
+from svt.checkpoint import (export_official, last_logged, load_checkpoint, resume, save_training_state,
+                            set_rng_state)
+from svt.config import load_settings, merge
 from svt.data import PretrainDataset, make_loader
 from svt.device import autocast, autocast_dtype, init_distributed
 from svt.index import read_index
-from svt.io import fingerprint
+from svt.io import fingerprint, remove_stale_temps
 from svt.loss import SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
 from svt.sampler import rank_sampler
@@ -149,8 +150,6 @@ def build_dataset(cfg: dict, index_path: str, root: str) -> PretrainDataset:
 def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | None = None) -> dict:
     cfg = merge(DEFAULTS, cfg)
     d = init_distributed()
-    work_dir = Path(work)
-    work_dir.mkdir(parents=True, exist_ok=True)
 
     # data
     dataset = build_dataset(cfg, index_path, root)
@@ -167,6 +166,10 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
         if d.is_main:
             log.info("initialisation: %s", report)
     teacher.load_state_dict(student.state_dict())
+    work_dir = Path(work)  # created once the inputs have loaded: bad input leaves nothing behind
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if d.is_main:
+        remove_stale_temps(out, f"{out}.json", folder=work_dir)
     torch.manual_seed(cfg["seed"] + d.rank)
     np.random.seed(cfg["seed"] + d.rank)
     random.seed(cfg["seed"] + d.rank)
@@ -191,7 +194,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
 
     # resume
-    start_iter = 0
+    start_iter, failures = 0, 0
     # what shapes the trajectory; checkpoint cadence and loader workers do not
     logistics = ("checkpoint_every", "keep_checkpoints", "data")
     run_id = fingerprint({k: v for k, v in cfg.items() if k not in logistics}, index_path, init)
@@ -203,6 +206,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
         scaler.load_state_dict(state["scaler"])
         criterion.center.copy_(state["center"].to(d.device))
         start_iter = int(state["iteration"])
+        failures = int(state.get("decode_failures", 0))
         set_rng_state(state["rng"][d.rank])
         if d.is_main:
             log.info("resumed from iteration %d", start_iter)
@@ -211,14 +215,12 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
         save_training_state(work_dir, it, d, cfg["keep_checkpoints"], {
             "format": "svt-train", "run": run_id, "student": student.state_dict(), "teacher": teacher.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "center": criterion.center,
-            "epoch": it // iters_per_epoch, "config": json.loads(json.dumps(cfg))})
+            "epoch": it // iters_per_epoch, "decode_failures": failures, "config": json.loads(json.dumps(cfg))})
 
     total = epochs * iters_per_epoch
     metrics_f = open(work_dir / "metrics.jsonl", "a") if d.is_main else None
     bar = tqdm(total=total, initial=start_iter, desc="pretrain", unit="it", disable=not d.is_main)
     it = start_iter
-    failures = 0
-    stats = {}
     while it < total:
         epoch = it // iters_per_epoch
         dataset.set_epoch(epoch)
@@ -297,11 +299,12 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             if it >= total:
                 break
     bar.close()
-    summary = {"iterations": total, "epochs": epochs, "world_size": d.world_size, "final": stats,
+    summary = {"iterations": total, "epochs": epochs, "world_size": d.world_size, "final": {},
                "decode_failures": failures, "config": cfg, "init": init,
                "precision": str(amp).replace("torch.", "") if amp else "fp32"}
     if d.is_main:
         metrics_f.close()
+        summary["final"] = last_logged(work_dir)  # also when a rerun resumes a run that had already ended
         export_official(out, teacher.backbone, teacher.head, meta=summary)
     if d.enabled:
         torch.distributed.barrier()
@@ -320,6 +323,6 @@ def add_pretrain_arguments(p):
 
 def run_pretrain(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = load_yaml(args.config)
+    cfg = load_settings(args.config, "pretraining")
     run(cfg, args.index, args.root, args.work, args.out, args.init)
     return 0

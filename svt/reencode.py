@@ -60,6 +60,8 @@ def reencode_video(job: tuple[str, str, int, int]) -> str | None:
 
 def reencode_dataset(root: Path, out: Path, short_side: int = 256, gop: int = 16, workers: int = 1) -> dict:
     root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--root {root}: no such folder")
     jobs, copied = [], 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         dst = out / path.relative_to(root)

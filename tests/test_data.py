@@ -79,7 +79,7 @@ def test_broken_files_are_quarantined_by_the_index_and_an_epoch_completes(tmp_pa
 
     # A file that breaks after indexing (bytes overwritten mid-stream) is replaced during the epoch.
     damaged = bytearray(good[1].read_bytes())
-    damaged[len(damaged) // 2: len(damaged) // 2 + 400] = b"\xff" * 400
+    damaged[len(damaged) // 2: len(damaged) // 2 + 2000] = b"\xff" * 2000  # several NAL units: no concealment
     good[1].write_bytes(bytes(damaged))
     ds = PretrainDataset(index, root, ViewConfig(global_views=ViewConfig().global_views), augment.AugmentConfig())
     failed, seen = [], 0
@@ -94,7 +94,7 @@ def test_eval_skips_and_counts_a_video_that_fails_at_test_time(tmp_path):
     root, index = synth_dataset(tmp_path)
     target = root / index[index.split == "val"].path.iloc[0]
     damaged = bytearray(target.read_bytes())
-    damaged[len(damaged) // 2: len(damaged) // 2 + 400] = b"\xff" * 400
+    damaged[len(damaged) // 2: len(damaged) // 2 + 2000] = b"\xff" * 2000  # several NAL units: no concealment
     target.write_bytes(bytes(damaged))
     ds = EvalDataset(index, root, "val", "test", clips=[(16, 32)], crops=1)
     labels = [ds[i]["label"] for i in range(len(ds))]

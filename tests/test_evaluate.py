@@ -155,6 +155,32 @@ def test_finetune_sigkill_then_restart_gives_bitwise_the_same_weights(ucf):
                                                     mb["finetune"]["final_train_loss"])
 
 
+def strict_json(path):
+    """Standard JSON only: NaN / Infinity are errors, as for any other JSON reader."""
+    def refuse(name):
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.slow
+def test_finetune_rerun_after_the_end_or_a_kill_mid_write_writes_the_same_metrics(ucf):
+    tmp, root, _ = ucf
+    cmd = _cmd("finetune", tmp, root, "ft_rerun", MICRO)
+    out, work = tmp / "ft_rerun" / "metrics.json", tmp / "ft_rerun" / "work"
+    subprocess.run(cmd, check=True, capture_output=True)
+    first = strict_json(out)
+    assert first["finetune"]["final_train_loss"] == json.loads(
+        (work / "metrics.jsonl").read_text().splitlines()[-1])["loss"]
+    out.unlink()  # killed after the last checkpoint, before the metrics were written ...
+    (work / ".checkpoint_00000004.pth.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # ... or during a write
+    (out.parent / ".metrics.json.k1ll3d.tmp").write_text("{")
+    subprocess.run(cmd, check=True, capture_output=True)
+    second = strict_json(out)
+    timing = ("seconds", "created")
+    assert {k: v for k, v in second.items() if k not in timing} == {k: v for k, v in first.items() if k not in timing}
+    assert not list(tmp.glob("ft_rerun/**/.*.tmp"))
+
+
 @pytest.mark.slow
 def test_finetune_rerun_with_other_settings_starts_afresh_and_keeps_the_old_state(ucf):
     """A config edit makes Snakemake rerun the job in the same work folder: the old state must not be continued."""

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,6 +146,32 @@ def test_sigkill_then_restart_gives_bitwise_the_same_weights_as_an_uninterrupted
     out = torch_load(tmp / "killed" / "teacher.pth")
     assert all(torch.equal(out["backbone." + k[len("backbone."):]], b_teacher[k]) for k in b_teacher
                if k.startswith("backbone."))
+
+
+@pytest.mark.slow
+def test_a_rerun_after_the_end_a_kill_before_the_export_or_a_kill_mid_write_leaves_what_a_straight_run_leaves(data):
+    tmp, root = data
+    cmd = _cmd(tmp, root, TINY_RUN, "rerun")
+    out, work = tmp / "rerun" / "teacher.pth", tmp / "rerun" / "work"
+    sidecar = Path(f"{out}.json")
+    subprocess.run(cmd, check=True, capture_output=True)
+    weights, meta = torch_load(out), json.loads(sidecar.read_text())
+    assert meta["final"]["iteration"] == meta["iterations"]
+
+    def same_as_straight():
+        again = torch_load(out)
+        assert again.keys() == weights.keys() and all(torch.equal(again[k], weights[k]) for k in weights)
+        assert json.loads(sidecar.read_text()) == meta
+        assert not list(tmp.glob("rerun/**/.*.tmp"))
+
+    subprocess.run(cmd, check=True, capture_output=True)  # the run had ended
+    same_as_straight()
+    out.unlink()  # killed after the last checkpoint, before the export
+    sidecar.unlink()
+    (work / f".checkpoint_{meta['iterations']:08d}.pth.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    (out.parent / ".teacher.pth.k1ll3d.tmp").write_bytes(b"half an export")  # killed mid-write
+    subprocess.run(cmd, check=True, capture_output=True)
+    same_as_straight()
 
 
 @pytest.mark.slow
