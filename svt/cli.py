@@ -21,7 +21,8 @@ STAGES = {
     "finetune": ("svt.finetune", "end-to-end fine-tuning (resumes from its work folder), slow-fast inference"),
     "table": ("svt.tables", "one of the paper's Tables 1-8: published and reproduced numbers side by side"),
     "compute": ("svt.tables", "compute table: wall, CPU and GPU hours and MACs per rule from benchmark files"),
-    "attention": ("svt.figures", "Figure 3: CLS attention of models over frames of videos"),
+    "features": ("svt.features", "slow-fast CLS features of every video in a folder or CSV (Parquet, resumable)"),
+    "attention": ("svt.figures", "Figure 3: CLS attention of models over frames of videos, or of one clip"),
     "delta": ("svt.figures", "published vs reproduced top-1 for every table cell"),
 }
 

@@ -1,7 +1,8 @@
 """`svt attention` (the paper's Figure 3) and `svt delta` (published vs reproduced, every table cell).
 
 Figure 3: the last block's CLS-to-patch attention (mean over heads) of each given model over 4 uniformly
-sampled frames of 2 videos, overlaid on the centre-cropped frames. Written as PNG and PDF.
+sampled frames of 2 videos, overlaid on the centre-cropped frames. Written as PNG and PDF. The same rendering
+for any one clip and checkpoint (`svt attention --checkpoint CKPT --video CLIP`): heads averaged and per head.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from svt.data import crop_resize, ok_rows  # noqa: E402
 from svt.evaluate import eval_config, load_backbone  # noqa: E402
 from svt.index import read_index  # noqa: E402
 from svt.io import atomic_write  # noqa: E402
+from svt.model import PRESETS  # noqa: E402
 from svt.tables import reproduced_columns  # noqa: E402
-from svt.video import read_frames  # noqa: E402
+from svt.video import probe, read_frames  # noqa: E402
 from svt.views import uniform_indices  # noqa: E402
 
 
@@ -36,6 +38,17 @@ def save_figure(fig, out: str) -> None:
     plt.close(fig)
 
 
+def centre_clip(path: str | Path, num_frames: int, backend: str, frames: int, size: int) -> tuple:
+    """`frames` uniformly sampled frames, centre-cropped and resized: the image (T, S, S, 3) in [0, 1] and the
+    normalised model input (3, T, S, S)."""
+    idx = uniform_indices(0, num_frames, frames, num_frames)
+    raw = read_frames(path, idx, num_frames=num_frames, backend=backend)
+    side = min(raw.shape[1:3])
+    top, left = (raw.shape[1] - side) // 2, (raw.shape[2] - side) // 2
+    x = crop_resize(raw, (top, left, side, side), size)  # (T, 3, S, S) in [0, 1]
+    return x.permute(0, 2, 3, 1).numpy(), augment.normalize(x).transpose(0, 1)
+
+
 def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, cfg: dict, out: str,
                      videos: int = 2, frames: int = 4, split: str = "val") -> None:
     cfg = eval_config(cfg)
@@ -44,13 +57,9 @@ def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, 
     size = cfg["slow_clip"]["size"]
     clips, images = [], []
     for row in picks.itertuples():
-        idx = uniform_indices(0, int(row.frames), frames, int(row.frames))
-        raw = read_frames(Path(root) / row.path, idx, num_frames=int(row.frames), backend=row.backend)
-        side = min(raw.shape[1:3])
-        top, left = (raw.shape[1] - side) // 2, (raw.shape[2] - side) // 2
-        x = crop_resize(raw, (top, left, side, side), size)  # (T, 3, S, S) in [0, 1]
-        images.append(x.permute(0, 2, 3, 1).numpy())
-        clips.append(augment.normalize(x).transpose(0, 1))
+        image, clip = centre_clip(Path(root) / row.path, int(row.frames), row.backend, frames, size)
+        images.append(image)
+        clips.append(clip)
     video = torch.stack(clips)
 
     fig, axes = plt.subplots(len(models) * videos, frames + 1, figsize=(2 * (frames + 1), 2 * len(models) * videos),
@@ -62,8 +71,7 @@ def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, 
         attn = F.interpolate(attn, size=(size, size), mode="bilinear", align_corners=False)
         for v in range(videos):
             r = m * videos + v
-            a = attn[v].numpy()
-            a = (a - a.min()) / (a.max() - a.min() + 1e-8)
+            a = normalised(attn[v].numpy())
             for t in range(frames):
                 ax = axes[r, t]
                 ax.imshow(images[v][t])
@@ -77,6 +85,45 @@ def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, 
             fig.colorbar(im, cax=axes[r, frames])
     fig.suptitle("Last-block CLS attention (mean over heads)", fontsize=10)
     save_figure(fig, out)
+
+
+def normalised(a: np.ndarray) -> np.ndarray:
+    return (a - a.min()) / (a.max() - a.min() + 1e-8)
+
+
+def clip_attention(checkpoint: str, video: str, cfg: dict, out: str, frames: int = 4) -> np.ndarray:
+    """Figure 3's rendering for one clip and one checkpoint: the last block's CLS-to-patch attention over
+    `frames` uniformly sampled frames, the mean over heads and every head on its own. The maps drawn,
+    (T, heads, h, w) = backbone.last_attention of the clip, are saved beside the figure (.npz) and returned."""
+    cfg = eval_config(cfg)
+    info = probe(video)
+    size = cfg["slow_clip"]["size"]
+    image, clip = centre_clip(video, info.frames, info.backend, frames, size)
+    backbone, _ = load_backbone(checkpoint, cfg, torch.device("cpu"))
+    backbone.eval()
+    with torch.no_grad():
+        attn = backbone.last_attention(clip[None])[0]  # (T, heads, h, w)
+    heads = attn.shape[1]
+    up = F.interpolate(attn, size=(size, size), mode="bilinear", align_corners=False).numpy()
+    rows = [("mean over heads", up.mean(1))] + [(f"head {h + 1}", up[:, h]) for h in range(heads)]
+    fig, axes = plt.subplots(len(rows), frames, figsize=(2 * frames, 2 * len(rows)), squeeze=False)
+    for r, (label, maps) in enumerate(rows):
+        maps = normalised(maps)
+        for t in range(frames):
+            ax = axes[r, t]
+            ax.imshow(image[t])
+            ax.imshow(maps[t], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if t == 0:
+                ax.set_ylabel(label, fontsize=8)
+            if r == 0:
+                ax.set_title(f"frame {t + 1}/{frames}", fontsize=8)
+    fig.suptitle(f"Last-block CLS attention: {Path(video).name}\n{Path(str(checkpoint)).name}", fontsize=9)
+    save_figure(fig, out)
+    maps = attn.numpy()
+    atomic_write(Path(out).with_suffix(".npz"), lambda tmp: np.savez(open(tmp, "wb"), attention=maps))
+    return maps
 
 
 def delta_figure(tables: list[str], out: str) -> pd.DataFrame:
@@ -116,17 +163,35 @@ def delta_figure(tables: list[str], out: str) -> pd.DataFrame:
 
 
 def add_attention_arguments(p):
-    p.add_argument("--model", nargs=2, action="append", metavar=("LABEL", "CHECKPOINT"), required=True,
-                   help="a row group of the figure: label and checkpoint (repeat)")
-    p.add_argument("--config", required=True, help="evaluation settings (model for random / image checkpoints)")
-    p.add_argument("--index", required=True)
-    p.add_argument("--root", required=True)
-    p.add_argument("--out", required=True, help="PNG; a PDF twin is written beside it")
+    one = p.add_argument_group("one clip (any video, any checkpoint)")
+    one.add_argument("--checkpoint", help="weights (any format svt reads) or `random`")
+    one.add_argument("--video", help="the clip")
+    one.add_argument("--frames", type=int, default=4, help="frames shown")
+    one.add_argument("--model", default="vit_base_patch16", choices=sorted(PRESETS),
+                     help="architecture when the checkpoint has no sidecar JSON (svt pretrain writes one)")
+    fig3 = p.add_argument_group("Figure 3 (the workflow): models side by side on validation videos of a dataset")
+    fig3.add_argument("--compare", nargs=2, action="append", metavar=("LABEL", "CHECKPOINT"),
+                      help="a row group of the figure: label and checkpoint (repeat)")
+    fig3.add_argument("--index")
+    fig3.add_argument("--root")
+    p.add_argument("--config", help="evaluation settings (clip size; model for random / image checkpoints)")
+    p.add_argument("--out", required=True, help="PNG; a PDF twin is written beside it (one clip: the maps as .npz)")
 
 
 def run_attention(args) -> int:
-    cfg = load_settings(args.config, "evaluation")
-    attention_figure([tuple(m) for m in args.model], args.index, args.root, cfg, args.out)
+    cfg = load_settings(args.config, "evaluation") if args.config else {}
+    if args.video or args.checkpoint:
+        if not (args.video and args.checkpoint) or args.compare:
+            raise ValueError("one clip needs --checkpoint and --video (and no --compare)")
+        if not Path(args.video).is_file():
+            raise FileNotFoundError(f"--video {args.video}: no such file")
+        cfg.setdefault("model", {"preset": args.model})
+        clip_attention(args.checkpoint, args.video, cfg, args.out, args.frames)
+        return 0
+    if not (args.compare and args.index and args.root and args.config):
+        raise ValueError("give --checkpoint and --video (one clip), or --compare, --index, --root and --config "
+                         "(Figure 3)")
+    attention_figure([tuple(m) for m in args.compare], args.index, args.root, cfg, args.out)
     return 0
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from svt.io import atomic_write, save_json
-from svt.datasets import DATASETS, annotation_file, read_annotations
+from svt.datasets import DATASETS, LAYOUTS, annotation_file, read_annotations, read_layout
 from svt.video import DecodeError, probe
 
 log = logging.getLogger("svt.index")
@@ -50,9 +50,11 @@ def probe_row(args: tuple[str, bool]) -> dict:
 
 
 def build_index(dataset: str, root: str | Path, split: int = 1, deep: bool = False, workers: int = 1,
-                previous: pd.DataFrame | None = None) -> pd.DataFrame:
+                previous: pd.DataFrame | None = None, layout: dict | None = None) -> pd.DataFrame:
+    """`layout`: a dataset of your own, {"layout": folders|csv, "csv", "split_file", "val_fraction", "seed"}
+    (svt.datasets.read_layout); otherwise one of the four benchmarks."""
     root = Path(root)
-    df = read_annotations(dataset, root, split)
+    df = read_layout(root=root, **layout) if layout else read_annotations(dataset, root, split)
     stats = [_stat(root / p) for p in df["path"]]
     df["size"] = [s for s, _ in stats]
     df["mtime_ns"] = [m for _, m in stats]
@@ -117,7 +119,14 @@ def read_index(path: str | Path) -> pd.DataFrame:
 
 
 def add_index_arguments(p):
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True,
+                   help=f"a benchmark ({', '.join(DATASETS)}), or any name with --layout (your own videos)")
+    p.add_argument("--layout", choices=LAYOUTS, help="your own videos: class folders, or a CSV path,label[,split]")
+    p.add_argument("--csv", help="layout csv: the CSV file")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="your own videos without a given split: the fraction drawn (seeded) for val")
+    p.add_argument("--seed", type=int, default=0, help="seed of that draw")
+    p.add_argument("--split-file", help="where the drawn split is written and read back (default: OUT.split.csv)")
     p.add_argument("--root", required=True, help="dataset root (layout: see svt/datasets.py)")
     p.add_argument("--out", required=True, help="index table (.parquet or .csv)")
     p.add_argument("--summary", help="summary JSON (default: <out>.summary.json)")
@@ -154,8 +163,18 @@ def run_index(args) -> int:
     out = Path(args.out)
     if not Path(args.root).is_dir():
         raise ValueError(f"--root {args.root}: no such folder")
+    layout = None
+    if args.layout:
+        if args.dataset in DATASETS:
+            raise ValueError(f"--dataset {args.dataset} is a benchmark with its own layout; give your dataset "
+                             "another name")
+        layout = {"layout": args.layout, "csv": args.csv, "val_fraction": args.val_fraction, "seed": args.seed,
+                  "split_file": args.split_file or out.with_suffix(".split.csv")}
+    elif args.dataset not in DATASETS:
+        raise ValueError(f"--dataset {args.dataset}: not a benchmark ({', '.join(DATASETS)}); your own videos need "
+                         f"--layout ({' or '.join(LAYOUTS)})")
     previous = read_index(out) if out.exists() else None
-    df = build_index(args.dataset, args.root, args.split, args.deep, args.workers, previous)
+    df = build_index(args.dataset, args.root, args.split, args.deep, args.workers, previous, layout)
     check_usable(df, args.dataset, args.root, args.split, args.warn_quarantined)
     write_index(df, out)
     summary = summarise(df, args.dataset)

@@ -106,6 +106,8 @@ def test_a_checkpoint_of_another_width_or_without_weights_names_the_file(data, t
               "--dataset", "ucf101", "--model", "m", "--work", str(out / "w"), "--out", str(out / "m.json")]
     fails(["linear", "--checkpoint", str(tmp / "tiny.pth"), *common], out, "tiny.pth: architecture mismatch at",
           "the model expects (1, 1, 64), the checkpoint has (1, 1, 192)")
+    fails(["convert", str(tmp / "tiny.pth"), str(out / "x.pth")], out, "tiny.pth: architecture mismatch at",
+          "the model expects (1, 1, 768), the checkpoint has (1, 1, 192)")  # no sidecar: --preset (ViT-B)
     import torch
 
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "no_weights.pth")
@@ -150,9 +152,9 @@ def test_every_command_names_its_missing_input_file(data, tmp_path):
             ["finetune", "--checkpoint", "random", "--index", gone, *evaluation],
             ["table", "--number", "1", "--metrics", gone, "--scale", "demo", "--out", str(out / "t.csv")],
             ["compute", "--benchmarks", gone, "--out", str(out / "c.csv")],
-            ["attention", "--model", "x", gone, "--config", cfg, "--index", index, "--root", str(root), "--out",
+            ["attention", "--compare", "x", gone, "--config", cfg, "--index", index, "--root", str(root), "--out",
              str(out / "a.png")],
-            ["attention", "--model", "x", "random", "--config", cfg, "--index", gone, "--root", str(root), "--out",
+            ["attention", "--compare", "x", "random", "--config", cfg, "--index", gone, "--root", str(root), "--out",
              str(out / "a.png")],
             ["delta", "--tables", gone, "--out", str(out / "d.png")]):
         fails(argv, out, gone)
@@ -165,3 +167,30 @@ def test_the_command_line_exits_2_with_one_line_and_svt_debug_shows_the_tracebac
     assert plain.returncode == 2 and plain.stderr.strip().count("\n") == 0 and "gone.parquet" in plain.stderr
     debug = subprocess.run(argv, capture_output=True, text=True, env={**__import__("os").environ, "SVT_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_your_own_layouts_name_the_folder_row_or_file_that_is_wrong(data, tmp_path):
+    tmp, root = data
+    out = tmp_path / "out"
+    clip = next(root.rglob("*.avi"))
+
+    def index(*extra):
+        return ["index", "--dataset", "mine", "--out", str(out / "mine.parquet"), "--workers", "1", *extra]
+
+    (tmp_path / "nothing").mkdir()
+    fails(index("--layout", "folders", "--root", str(tmp_path / "nothing")), out, "nothing: no class folders")
+    (tmp_path / "f" / "cats").mkdir(parents=True)
+    (tmp_path / "f" / "dogs").mkdir(parents=True)
+    (tmp_path / "f" / "cats" / "a.avi").symlink_to(clip)
+    fails(index("--layout", "folders", "--root", str(tmp_path / "f")), out, "f/dogs: class folder with no videos")
+    listing = tmp_path / "videos.csv"
+    for text, named in (("path,label\ncats/a.avi,cats\ncats/b.avi,cats\n", "row 3: file"),
+                        ("path,label\ncats/a.avi,\n", "row 2 (cats/a.avi) has an empty label"),
+                        ("file,class\ncats/a.avi,cats\n", "expected a header with columns path,label")):
+        listing.write_text(text)
+        fails(index("--layout", "csv", "--csv", str(listing), "--root", str(tmp_path / "f")), out, named)
+    (tmp_path / "f" / "dogs" / "b.avi").symlink_to(clip)
+    split = tmp_path / "split.csv"
+    split.write_text("path,split\ncats/a.avi,train\nbirds/c.avi,val\n")
+    fails(index("--layout", "folders", "--root", str(tmp_path / "f"), "--split-file", str(split)), out,
+          "split.csv: names 1 files that are not in the dataset, first: birds/c.avi")

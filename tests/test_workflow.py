@@ -369,3 +369,98 @@ def test_release_target_downloads_once_evaluates_the_released_weights_and_builds
     finally:
         config.write_text(yaml.safe_dump(MICRO))
         httpd.shutdown()
+
+
+# ------------------------------------------------------------------ your own videos
+
+def own_videos(tmp: Path, clips: list[tuple[Path, str]]) -> dict:
+    """The same clips as a `layout: folders` dataset (class sub-folders) and a `layout: csv` dataset."""
+    folders, listed = tmp / "own_folders", tmp / "own_csv"
+    folders.mkdir(exist_ok=True)
+    listed.mkdir(exist_ok=True)
+    rows = ["path,label"]
+    for i, (clip, label) in enumerate(clips):
+        name = f"{i:03d}_{clip.name}"
+        for root, rel in ((folders, Path(label) / name), (listed, Path("clips") / name)):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).symlink_to(clip.resolve())
+        rows.append(f"clips/{name},{label}")
+    (listed / "videos.csv").write_text("\n".join(rows) + "\n")
+    cfg = merge(MICRO, {"spatial_init": {"source": "none"}, "evaluation": {"baselines": []},
+                        "pretraining": {"dataset": "own_folders"}})
+    cfg["datasets"] = {"own_folders": {"source": "local", "layout": "folders", "path": str(folders),
+                                       "val_fraction": 0.3},
+                       "own_csv": {"source": "local", "layout": "csv", "path": str(listed),
+                                   "csv": str(listed / "videos.csv"), "val_fraction": 0.3}}
+    return cfg
+
+
+def run_own(tmp: Path, cfg: dict) -> tuple[dict, dict, dict]:
+    wd = workdir(tmp / "wd", cfg)
+    assert planned(wd, "results/eval/svt/own_csv_linear.json") == {"index": 2, "pretrain": 1, "linear": 1}
+    snakemake(wd, "-c2", "results/eval/svt/own_csv_linear.json", timeout=1200)
+    linear = json.loads((wd / "results/eval/svt/own_csv_linear.json").read_text())
+    knn = json.loads((wd / "results/eval/svt/own_csv_knn.json").read_text())
+    meta = json.loads((wd / "results/pretrain/svt_own_folders.pth.json").read_text())
+    summary = json.loads((wd / "resources/index/own_csv.summary.json").read_text())
+    assert meta["config"]["dataset"] == "own_folders"  # pretrained on the folders set, named after it
+    assert linear["dataset"] == knn["dataset"] == "own_csv" and linear["videos_evaluated"] >= 1
+    assert (wd / "resources/index/own_folders.split.csv").exists()  # the drawn split, written once
+    return linear, knn, summary
+
+
+@pytest.mark.slow
+def test_your_own_synthetic_videos_pretrain_on_folders_and_evaluate_on_a_csv(tmp_path):
+    from helpers import synth_dataset
+    from svt.synth import SynthConfig
+
+    root, index = synth_dataset(tmp_path, "ucf101", SynthConfig(classes=3, train_per_class=4, val_per_class=2,
+                                                                width=64, height=48, frames=24))
+    cfg = own_videos(tmp_path, [(root / p, n) for p, n in zip(index["path"], index["label_name"])])
+    linear, knn, summary = run_own(tmp_path, cfg)
+    assert summary["videos"] == 18 and summary["classes"] == 3 and sorted(summary["per_class"]) == sorted(
+        set(index["label_name"]))
+
+
+@pytest.mark.slow
+def test_your_own_real_videos_pretrain_on_folders_and_evaluate_on_a_csv(shared, tmp_path):
+    clips = [(shared / "sample_videos" / r["path"], r["dataset"]) for r in
+             pd.read_csv(shared / "sample_videos" / "MANIFEST.csv").to_dict("records")
+             if r["dataset"] in ("ucf101", "hmdb51", "kinetics400")]
+    (tmp_path / "notes.mp4").write_text("not a video\n")  # undecodable: quarantined, not dropped
+    linear, knn, summary = run_own(tmp_path, own_videos(tmp_path, clips + [(tmp_path / "notes.mp4", "ucf101")]))
+    assert summary["videos"] == len(clips) + 1 and summary["ok"] == len(clips)
+    assert [q["path"].endswith("notes.mp4") for q in summary["quarantine"]] == [True]
+
+
+@pytest.mark.parametrize("change,named", [
+    (lambda c: c["datasets"]["own_folders"].pop("layout"), "datasets.own_folders: your own videos need"),
+    (lambda c: c["datasets"]["own_csv"].pop("csv"), "datasets.own_csv.csv is required"),
+    (lambda c: c["datasets"]["own_csv"].update(csv="/nonexistent/videos.csv"), "/nonexistent/videos.csv"),
+    (lambda c: c["datasets"].update(ucf101={"source": "local", "layout": "folders", "path": "/tmp"}),
+     "datasets.ucf101.layout: ucf101 is a benchmark"),
+    (lambda c: c["pretraining"].update(dataset="nowhere"), "pretraining.dataset = 'nowhere'"),
+    (lambda c: c["datasets"].update({"bad name": {"source": "local", "layout": "folders", "path": "/tmp"}}),
+     "datasets.bad name: use letters"),
+])
+def test_bad_own_dataset_config_fails_before_any_job_naming_the_key(tmp_path, change, named):
+    cfg = own_videos(tmp_path, [])
+    change(cfg)
+    out = snakemake(workdir(tmp_path / "wd", cfg), "-n", check=False)
+    assert out.returncode != 0 and named in out.stdout + out.stderr, out.stdout + out.stderr
+    assert not (tmp_path / "wd" / "resources").exists()
+
+
+def test_bad_own_videos_stop_before_any_job_naming_the_file_or_row(tmp_path):
+    cfg = own_videos(tmp_path, [])
+    (tmp_path / "own_csv" / "a.mp4").write_bytes(b"")  # the listing is checked, not the contents (the index's job)
+    (tmp_path / "own_csv" / "videos.csv").write_text("path,label\na.mp4,cats\n")
+    (tmp_path / "own_folders" / "cats").mkdir()
+    out = snakemake(workdir(tmp_path / "wd", cfg), "-n", check=False)
+    assert out.returncode != 0 and "own_folders/cats: class folder with no videos" in out.stdout + out.stderr
+    (tmp_path / "own_folders" / "cats" / "a.mp4").write_bytes(b"")
+    (tmp_path / "own_csv" / "videos.csv").write_text("path,label\nclips/missing.mp4,cats\n")
+    out = snakemake(workdir(tmp_path / "wd", cfg), "-n", check=False)
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and "videos.csv: row 2: file" in said and "missing.mp4" in said
+    assert not (tmp_path / "wd" / "resources").exists()

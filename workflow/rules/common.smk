@@ -2,6 +2,7 @@
 # settings as a parameter and reruns exactly the jobs whose settings changed), resources, launchers.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -9,11 +10,19 @@ from svt.config import merge
 
 # Every rule's software under --sdm conda (paths in rule files are relative to workflow/rules/).
 CONDA_ENV = "../envs/svt.yaml"
-DATASETS = ["kinetics400", "ucf101", "hmdb51", "ssv2"]
-# A benchmark is left out with `datasets.<name>.enabled: false` or by leaving its key out: none of its jobs is
+BENCHMARKS = ["kinetics400", "ucf101", "hmdb51", "ssv2"]
+# Your own videos: any other name under `datasets` (source local, layout folders or csv), usable wherever a
+# dataset is named (evaluation targets, pretraining.dataset, figures.attention_dataset).
+OWN = [d for d in config["datasets"] if d not in BENCHMARKS]
+DATASETS = BENCHMARKS + OWN
+# A dataset is left out with `datasets.<name>.enabled: false` or by leaving its key out: none of its jobs is
 # planned and its table cells read "not run".
 ENABLED = [d for d in DATASETS if config["datasets"].get(d, {"enabled": False}).get("enabled", True)]
-DISABLED = [d for d in DATASETS if d not in ENABLED]
+DISABLED = [d for d in BENCHMARKS if d not in ENABLED]
+# The pretraining set (paper: Kinetics-400); the pretrained teacher is named after any other.
+PRETRAIN_SET = config["pretraining"].get("dataset", "kinetics400")
+PRETRAINED = "results/pretrain/svt.pth" if PRETRAIN_SET == "kinetics400" else f"results/pretrain/svt_{PRETRAIN_SET}.pth"
+PRETRAIN_RUN = Path(PRETRAINED).stem
 EVAL_DATASETS = {"table1": ["ucf101", "hmdb51"], "table2": ["kinetics400"], "table3": ["ssv2"]}
 ABLATION_DATASETS = ["ucf101", "hmdb51"]
 # The authors' released teacher (downloads.release): evaluated as model `release` by the `release` target.
@@ -21,13 +30,31 @@ RELEASE = "release" in config.get("downloads", {})
 
 
 wildcard_constraints:
-    dataset="|".join(ENABLED) or "no-dataset-enabled",
+    dataset="|".join(re.escape(d) for d in ENABLED) or "no-dataset-enabled",
     model="svt|random|spatial_init" + ("|release" if RELEASE else ""),
     protocol="linear|finetune",
 
 
 def check_config():
     """Fail before any job, naming the key, for what the schema cannot see."""
+    for name in OWN:
+        ds = config["datasets"][name]
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+            raise ValueError(f"config: datasets.{name}: use letters, digits, '_' and '-' (the name names files)")
+        if ds["source"] != "local" or "layout" not in ds:
+            raise ValueError(f"config: datasets.{name}: your own videos need source: local, a path and a layout "
+                             "(folders or csv); the benchmarks are kinetics400, ucf101, hmdb51, ssv2")
+        if ds["layout"] == "csv" and "csv" not in ds:
+            raise ValueError(f"config: datasets.{name}.csv is required with layout: csv (the path,label[,split] file)")
+        if ds["layout"] == "csv" and not Path(ds["csv"]).is_file():
+            raise ValueError(f"config: datasets.{name}.csv = {ds['csv']!r} is not a file")
+    for name in BENCHMARKS:
+        if "layout" in config["datasets"].get(name, {}):
+            raise ValueError(f"config: datasets.{name}.layout: {name} is a benchmark with its own layout; give your "
+                             "dataset another name")
+    if PRETRAIN_SET not in DATASETS:
+        raise ValueError(f"config: pretraining.dataset = {PRETRAIN_SET!r} is not under datasets "
+                         f"({', '.join(DATASETS)})")
     for name in ENABLED:
         ds = config["datasets"][name]
         if ds["source"] == "local":
@@ -44,6 +71,15 @@ def check_config():
     for name in downloading:
         if name not in config["downloads"]:
             raise ValueError(f"config: datasets.{name}.source is download but downloads.{name} is missing")
+    for name in [d for d in OWN if d in ENABLED and Path(config["datasets"][d]["path"]).is_dir()]:
+        from svt.datasets import AnnotationError, read_layout
+
+        ds = config["datasets"][name]
+        try:  # the listing only (no decoding): a bad file, row or split file stops before any job
+            read_layout(ds["layout"], ds["path"], ds.get("csv"), f"resources/index/{name}.split.csv",
+                        ds.get("val_fraction", 0.2), ds.get("seed", 0), write=False)
+        except AnnotationError as e:
+            raise ValueError(f"config: datasets.{name}: {e}") from None
     if "spatial_init" in config["evaluation"]["baselines"] and config["spatial_init"]["source"] == "none":
         raise ValueError("config: evaluation.baselines lists spatial_init but spatial_init.source is none")
     if "random" in config["ablations"]["variants"]:
@@ -67,10 +103,11 @@ def enabled(dataset, needed_by):
 
 
 def pretraining_data(needed_by, subset=""):
-    """Input function: the pretraining set's index (or its ablation subset) and root (Kinetics-400, paper §4.1)."""
+    """Input function: the pretraining set's index (or its ablation subset) and root (pretraining.dataset;
+    Kinetics-400 in the paper, §4.1)."""
 
     def inputs(wildcards):
-        name = enabled("kinetics400", needed_by)
+        name = enabled(PRETRAIN_SET, needed_by)
         return {"index": f"resources/index/{name}{subset}.parquet", "root": dataset_root(name)}
 
     return inputs
@@ -128,7 +165,7 @@ def settings(obj):
 
 
 def pretraining_settings(variant=None):
-    cfg = merge(config["pretraining"], {"model": config["model"]})
+    cfg = merge(config["pretraining"], {"model": config["model"], "dataset": PRETRAIN_SET})
     if variant is not None:
         cfg = merge(cfg, config["ablations"]["variants"][variant])
         cfg["optim"] = {**cfg.get("optim", {}), "epochs": config["ablations"]["epochs"]}
@@ -148,7 +185,18 @@ def image_pretraining_settings():
 
 def evaluation_settings(dataset, slow_fast=True):
     ev = {k: v for k, v in config["evaluation"].items() if k != "baselines"}
-    return {**ev, "model": config["model"], "flip": config["datasets"][dataset]["flip"], "slow_fast": slow_fast}
+    return {**ev, "model": config["model"], "flip": config["datasets"][dataset].get("flip", True),
+            "slow_fast": slow_fast}
+
+
+def index_options(dataset):
+    """svt index's options: the official split for a benchmark, the layout and the split draw for your own."""
+    ds = config["datasets"][dataset]
+    if dataset in BENCHMARKS:
+        return f"--split {ds['split']}"
+    extra = f" --csv {ds['csv']}" if ds["layout"] == "csv" else ""
+    return (f"--layout {ds['layout']}{extra} --val-fraction {ds.get('val_fraction', 0.2)} "
+            f"--seed {ds.get('seed', 0)}")
 
 
 def res(kind):
@@ -184,7 +232,7 @@ def spatial_init_input():
 
 
 def model_checkpoint(wildcards):
-    return {"svt": ["results/pretrain/svt.pth"], "random": [], "spatial_init": spatial_init_input(),
+    return {"svt": [PRETRAINED], "random": [], "spatial_init": spatial_init_input(),
             "release": ["resources/weights/release.pth"]}[wildcards.model]
 
 
@@ -225,7 +273,7 @@ def table_sidecars(wildcards):
     """Tables read each run's pretraining settings from its checkpoint's .json sidecar."""
     number = int(wildcards.number)
     if number <= 3:
-        return ["results/pretrain/svt.pth.json"] if [d for d in EVAL_DATASETS[f"table{number}"] if d in ENABLED] \
+        return [f"{PRETRAINED}.json"] if [d for d in EVAL_DATASETS[f"table{number}"] if d in ENABLED] \
             else []
     if not ablation_datasets():
         return []

@@ -7,7 +7,7 @@ rule attention_figure:
     input:
         unpack(attention_data),
         spatial_init=spatial_init_input(),
-        svt="results/pretrain/svt.pth",
+        svt=PRETRAINED,
     output:
         png=report("results/figures/attention.png", caption="../report/attention.rst", category="Figures"),
         pdf="results/figures/attention.pdf",
@@ -23,7 +23,7 @@ rule attention_figure:
     resources:
         **slurm_resources("default"),
     shell:
-        "svt attention --model {params.init_label:q} {params.init} --model SVT {input.svt} "
+        "svt attention --compare {params.init_label:q} {params.init} --compare SVT {input.svt} "
         "--config {params.settings:q} --index {input.index} --root {input.root} --out {output.png} > {log} 2>&1"
 
 
@@ -61,7 +61,7 @@ rule compute_table:
             ("ablation_pretrain", "pretrain"), ("spatial_init", "pretrain"), ("finetune", "finetune"),
             ("linear", "linear"), ("ablation_linear", "linear")]),
         sidecars=lambda wildcards: " ".join(
-            ["--sidecar benchmarks/pretrain/svt.tsv results/pretrain/svt.pth.json"]
+            [f"--sidecar benchmarks/pretrain/{PRETRAIN_RUN}.tsv {PRETRAINED}.json"]
             + [f"--sidecar benchmarks/ablation_pretrain/{v}.tsv results/ablations/{v}/teacher.pth.json"
                for v in sorted({v for vs in config["ablations"]["tables"].values() for v in vs})]),
     log:

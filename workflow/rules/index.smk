@@ -1,5 +1,5 @@
-# Indexing: every video's metadata and status (corrupt files quarantined and counted), and the fixed
-# K400 subset the ablations pretrain on (paper §4.3: 60K videos).
+# Indexing: every video's metadata and status (corrupt files quarantined and counted), and the fixed subset of the
+# pretraining set the ablations pretrain on (paper §4.3: 60K K400 videos).
 
 
 rule index:
@@ -11,7 +11,7 @@ rule index:
         index="resources/index/{dataset}.parquet",
         summary="resources/index/{dataset}.summary.json",
     params:
-        split=lambda wildcards: config["datasets"][wildcards.dataset]["split"],
+        options=lambda wildcards: index_options(wildcards.dataset),
     log:
         "logs/index/{dataset}.log",
     benchmark:
@@ -20,7 +20,7 @@ rule index:
     resources:
         **slurm_resources("data"),
     shell:
-        "svt index --dataset {wildcards.dataset} --root {input.root} --split {params.split} --workers {threads} "
+        "svt index --dataset {wildcards.dataset} --root {input.root} {params.options} --workers {threads} "
         "--out {output.index} --summary {output.summary} > {log} 2>&1"
 
 
@@ -28,16 +28,16 @@ rule ablation_subset:
     conda:
         CONDA_ENV
     input:
-        "resources/index/kinetics400.parquet",
+        f"resources/index/{PRETRAIN_SET}.parquet",
     output:
-        "resources/index/kinetics400_ablation.parquet",
+        f"resources/index/{PRETRAIN_SET}_ablation.parquet",
     params:
         videos=config["ablations"]["subset"]["videos"],
         seed=config["ablations"]["subset"]["seed"],
     log:
         "logs/ablation_subset.log",
     benchmark:
-        "benchmarks/ablation_subset/kinetics400.tsv"
+        f"benchmarks/ablation_subset/{PRETRAIN_SET}.tsv"
     threads: res("default")["threads"]
     resources:
         **slurm_resources("default"),

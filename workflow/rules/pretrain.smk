@@ -1,5 +1,6 @@
-# SVT pretraining on Kinetics-400 (paper §4.1), from the spatial initialisation. The work folder (checkpoints,
-# metrics) is not an output: a failed or preempted job keeps it and the rerun resumes exactly.
+# SVT pretraining on Kinetics-400 (paper §4.1; pretraining.dataset picks another set), from the spatial
+# initialisation. The work folder (checkpoints, metrics) is not an output: a failed or preempted job keeps it and
+# the rerun resumes exactly.
 
 
 if config["spatial_init"]["source"] == "image_pretraining":
@@ -30,22 +31,23 @@ rule pretrain:
     conda:
         CONDA_ENV
     input:
-        unpack(pretraining_data("SVT pretraining (results/pretrain/svt.pth)")),
+        unpack(pretraining_data(f"SVT pretraining ({PRETRAINED})")),
         init=spatial_init_input(),
     output:
-        teacher="results/pretrain/svt.pth",
-        meta="results/pretrain/svt.pth.json",
+        teacher=PRETRAINED,
+        meta=f"{PRETRAINED}.json",
     params:
         settings=settings(pretraining_settings()),
         launch=launch("pretrain"),
         init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
+        work=f"work/pretrain/{PRETRAIN_RUN}",
     log:
-        "logs/pretrain/svt.log",
+        f"logs/pretrain/{PRETRAIN_RUN}.log",
     benchmark:
-        "benchmarks/pretrain/svt.tsv"
+        f"benchmarks/pretrain/{PRETRAIN_RUN}.tsv"
     threads: res("pretrain")["threads"]
     resources:
         **slurm_resources("pretrain"),
     shell:
         "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
-        "--work work/pretrain/svt --out {output.teacher} {params.init} > {log} 2>&1"
+        "--work {params.work} --out {output.teacher} {params.init} > {log} 2>&1"
