@@ -27,7 +27,7 @@ from svt.video import DecodeError, probe
 
 log = logging.getLogger("svt.index")
 
-META = ["frames", "frames_header", "fps", "width", "height", "duration", "codec", "backend"]
+META = ["frames", "frames_header", "fps", "width", "height", "duration", "codec", "backend", "access"]
 
 
 def _stat(path: Path) -> tuple[int, int]:
@@ -63,7 +63,7 @@ def build_index(dataset: str, root: str | Path, split: int = 1, deep: bool = Fal
     df["deep"] = deep
 
     fresh = np.ones(len(df), dtype=bool)
-    if previous is not None and len(previous):
+    if previous is not None and len(previous) and set(META) <= set(previous.columns):  # else: an older index
         old = previous.drop_duplicates("path").set_index("path").reindex(df["path"]).reset_index(drop=True)
         fresh = ~((old["size"] == df["size"]) & (old["mtime_ns"] == df["mtime_ns"])
                   & (old["deep"].fillna(False).astype(bool) | (not deep))).to_numpy()
@@ -102,6 +102,10 @@ def summarise(df: pd.DataFrame, dataset: str) -> dict:
         "per_class": {str(k): int(v) for k, v in ok.groupby("label_name").size().items()},
         "quarantine": [{"path": p, "split": s, "reason": r} for p, s, r in
                        zip(bad["path"], bad["split"], bad["status"])],
+        # usable, but decoded sequentially whenever used (slower, exact), with why
+        "sequential_access": {str(k): int(v) for k, v in
+                              ok[ok["backend"] == "pyav"].groupby("access" if "access" in ok else "backend").size()
+                              .items()},
     }
 
 
@@ -131,7 +135,10 @@ def add_index_arguments(p):
     p.add_argument("--out", required=True, help="index table (.parquet or .csv)")
     p.add_argument("--summary", help="summary JSON (default: <out>.summary.json)")
     p.add_argument("--split", type=int, default=1, help="official split number (UCF-101 / HMDB-51)")
-    p.add_argument("--deep", action="store_true", help="decode frames spread over each file (finds truncation)")
+    p.add_argument("--deep", action="store_true",
+                   help="the exact probe (what the workflow runs): decode every file once sequentially, check its "
+                        "count against the header or duration x fps, and mark files whose random access returns "
+                        "other frames for sequential decoding")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--warn-quarantined", type=float, default=0.05, metavar="FRACTION",
                    help="warn when more than this fraction of the videos is quarantined")

@@ -5,8 +5,11 @@ What real files do (reference/decoding.md) and how it is handled here:
   returns a duplicate of frame N-2 as frame N-1 -> `probe` counts that duplicate out; webm/mkv headers say 0
   in PyAV -> counts come from decord, or from decoding under PyAV.
 - indices are clamped to the frames that exist.
-- decord's seek on those packed-bitstream AVIs can land one frame late near the end of the file (sequential
-  reads match PyAV exactly); a one-frame shift is harmless for clip sampling and is left as is.
+- decord's seeks on packed-bitstream AVIs land on other frames (one late, or ~20 early on HMDB-51's TrumanShow
+  clip when a request skips the frames before a keyframe) -> `probe(deep=True)`, what the workflow's index runs,
+  decodes every file once sequentially (exact count, any break), checks the count against the header or against
+  duration x fps, and compares random access with it over several request patterns; a file where they differ is
+  marked `access: sequential ...` (backend pyav) and always decoded sequentially.
 - streams that break mid-file open fine and fail when frames are fetched -> `DecodeError` naming the file;
   `probe(deep=True)` fetches frames spread over the whole file to find these before training does.
 - rotation metadata: decord applies it; the PyAV fallback rotates to match.
@@ -40,7 +43,8 @@ class VideoInfo:
     height: int
     duration: float
     codec: str
-    backend: str
+    backend: str  # decord: exact random access; pyav: decoded sequentially whenever used
+    access: str = "random"  # or why the file is decoded sequentially
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +121,8 @@ def probe(path: str | os.PathLike, deep: bool = False, num_threads: int = 1) -> 
         raise DecodeError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise DecodeError(path, "empty file")
+    if deep:
+        return _probe_exact(path, num_threads)
     try:
         return _probe_decord(path, deep, num_threads)
     except _Truncated as e:
@@ -127,6 +133,104 @@ def probe(path: str | os.PathLike, deep: bool = False, num_threads: int = 1) -> 
 
 class _Truncated(Exception):
     pass
+
+
+ACCESS_TOLERANCE = 1.0  # mean absolute difference (grey levels) allowed between the two decodes of one frame
+
+
+def access_patterns(n: int) -> list[np.ndarray]:
+    """Index requests that random access must serve exactly, each as one fresh reader's batch, as a sample's views
+    request them: spread points, every third frame, the second half only (a skip from the start), and two
+    seeded random windows. Whether a seek lands wrong depends on the pattern, so one is not enough."""
+    rng = np.random.default_rng(n)
+    patterns = [np.linspace(0, n - 1, 8), np.arange(0, n, 3), np.arange(n // 2, n, 2)]
+    for _ in range(2):
+        start = int(rng.integers(0, max(n // 2, 1)))
+        patterns.append(np.sort(rng.choice(np.arange(start, n), size=min(16, n - start), replace=False)))
+    return [np.unique(np.asarray(p).round().astype(int)) for p in patterns if len(p)]
+
+
+def _container_meta(path: str) -> tuple[str, int, float, float]:
+    """Codec, declared frame count (0: none), container duration (s, 0: unknown) and average frame rate."""
+    import av
+
+    with av.open(path, metadata_errors="ignore") as c:
+        stream = c.streams.video[0]
+        duration = float(c.duration) / 1e6 if c.duration else 0.0
+        if not duration and stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        return stream.codec_context.name, int(stream.frames or 0), duration, float(stream.average_rate or 0)
+
+
+def random_access_is_exact(path: str, patterns: list[np.ndarray], sequential: dict, n: int, rotation: int,
+                           num_threads: int) -> bool:
+    """Does decord return, for every pattern (a fresh reader each, as read_frames opens one per sample), the frames
+    the sequential decode holds at those indices (subsampled), within ACCESS_TOLERANCE?"""
+    for pattern in patterns:
+        pattern = pattern[pattern < n]
+        try:
+            got = _open_decord(path, num_threads).get_batch(pattern.tolist()).asnumpy()[:, ::2, ::2]
+        except Exception:  # noqa: BLE001 - random access fails where sequential decoding works
+            return False
+        for i, frame in zip(pattern, got):
+            want = _rotate(sequential[int(i)][None], rotation)[0]
+            if frame.shape != want.shape or np.abs(frame.astype(np.int16) - want).mean() > ACCESS_TOLERANCE:
+                return False
+    return True
+
+
+def _probe_exact(path: str, num_threads: int) -> VideoInfo:
+    """The index's guarantee, paid once per file: a full sequential decode (PyAV) gives the exact frame count and
+    finds any break; the count is checked against the header (or duration x fps where the container declares no
+    count); random access (decord) must return the same frames as the sequential decode at spread indices
+    requested in one skipping batch, as views request them. Where it does not (e.g. packed-bitstream DivX AVIs,
+    whose seeks land on frames ~20 earlier), the file is marked for sequential access (backend pyav)."""
+    import av
+
+    try:
+        codec, declared, duration, rate = _container_meta(path)
+    except Exception as e:  # noqa: BLE001
+        raise DecodeError(path, f"not a readable video: {_short(e)}") from e
+    try:
+        vr = _open_decord(path, num_threads)
+        estimate = len(vr)
+    except Exception:  # noqa: BLE001 - decord cannot read it: sequential access
+        vr, estimate = None, 0
+    patterns = access_patterns(estimate) if estimate else []
+    wanted = set(np.concatenate(patterns).tolist()) if patterns else set()
+    kept, n, first, rotation = {}, 0, None, 0
+    try:
+        with av.open(path, metadata_errors="ignore") as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in c.decode(stream):
+                if n == 0 or n in wanted:
+                    img = frame.to_ndarray(format="rgb24")
+                    first = img if n == 0 else first
+                    kept[n] = img[::2, ::2]  # compared subsampled: a fraction of the memory, the same verdict
+                rotation = getattr(frame, "rotation", 0) or 0
+                n += 1
+    except av.error.FFmpegError as e:
+        raise DecodeError(path, f"stream breaks at frame {n}: {_short(e)}") from e
+    except Exception as e:  # noqa: BLE001
+        raise DecodeError(path, f"not a readable video: {_short(e)}") from e
+    if n == 0:
+        raise DecodeError(path, "no video frames")
+    if declared > n + 1:
+        raise DecodeError(path, f"truncated: header declares {declared} frames, {n} decodable")
+    if not declared and duration and rate and duration * rate > 1.1 * n + 2:
+        raise DecodeError(path, f"truncated: container says {duration:.2f} s at {rate:g} fps "
+                                f"(~{duration * rate:.0f} frames), {n} decodable")
+    if vr is None:
+        access = "sequential: decord cannot read it"
+    elif not random_access_is_exact(path, patterns, kept, n, rotation, num_threads):
+        access = "sequential: random access returns other frames"
+    else:
+        access = "random"
+    h, w = _rotate(first[None], rotation).shape[1:3]
+    return VideoInfo(frames=n, frames_header=declared or n, fps=rate or float(vr.get_avg_fps() if vr else 0),
+                     duration=n / rate if rate else 0.0, width=int(w), height=int(h), codec=codec,
+                     backend="decord" if access == "random" else "pyav", access=access)
 
 
 def _probe_decord(path: str, deep: bool, num_threads: int) -> VideoInfo:
@@ -164,7 +268,8 @@ def _probe_pyav(path: str, first_error: Exception) -> VideoInfo:
     h, w = _rotate(first, rotation).shape[1:3]
     codec, declared = _container_info(path)
     return VideoInfo(frames=n, frames_header=declared or n, fps=fps, width=int(w), height=int(h),
-                     duration=n / fps if fps else 0.0, codec=codec, backend="pyav")
+                     duration=n / fps if fps else 0.0, codec=codec, backend="pyav",
+                     access="sequential: decord cannot read it")
 
 
 def read_frames(path: str | os.PathLike, indices, num_frames: int | None = None, num_threads: int = 1,

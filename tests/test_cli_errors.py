@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import synth_dataset
+
 from svt.checkpoint import export_official
 from svt.cli import main
 from svt.index import write_index

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from helpers import synth_dataset
+
 from svt.cli import main
-from svt.evaluate import clip_specs, eval_config, extract, load_backbone
 from svt.data import EvalDataset
+from svt.evaluate import clip_specs, eval_config, extract, load_backbone
 from svt.synth import SynthConfig
 
 SETTINGS = {"model": {"preset": "vit_micro_patch8", "num_frames": 16, "img_size": 48},

@@ -20,7 +20,7 @@ rule index:
     resources:
         **slurm_resources("data"),
     shell:
-        "svt index --dataset {wildcards.dataset} --root {input.root} {params.options} --workers {threads} "
+        "svt index --dataset {wildcards.dataset} --root {input.root} {params.options} --deep --workers {threads} "
         "--out {output.index} --summary {output.summary} > {log} 2>&1"
 
 
