@@ -159,7 +159,7 @@ def drawn_split(df: pd.DataFrame, val_fraction: float, seed: int) -> list[str]:
     return out
 
 
-def _videos_in(folder: Path) -> list[Path]:
+def videos_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
@@ -176,7 +176,7 @@ def read_folders(root: Path) -> pd.DataFrame:
     for split, top in tops:
         for cls in classes:
             folder = top / cls
-            found = _videos_in(folder) if folder.is_dir() else []
+            found = videos_in(folder) if folder.is_dir() else []
             if not found and (not given or split == "train"):
                 raise AnnotationError(f"{folder}: class folder with no videos ({', '.join(VIDEO_SUFFIXES)})")
             rows += [(str(p.relative_to(root)), classes.index(cls), cls, split) for p in found]

@@ -157,8 +157,7 @@ def metrics(probs: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict
 
 
 def top1_interval(top1: float, videos: int) -> dict:
-    k = stats.correct(top1, videos)
-    low, high = stats.wilson(k, videos)
+    k, low, high = stats.top1_interval(top1, videos)
     return {"low": round(low, 4), "high": round(high, 4), "correct": k, "method": stats.METHOD}
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from svt.config import load_settings
 from svt.data import EvalDataset
-from svt.datasets import VIDEO_SUFFIXES
+from svt.datasets import VIDEO_SUFFIXES, videos_in
 from svt.device import autocast_dtype, init_distributed
 from svt.evaluate import clip_specs, eval_config, extract, load_backbone
 from svt.io import atomic_write, fingerprint
@@ -38,7 +38,7 @@ def list_videos(videos: str | Path) -> pd.DataFrame:
     folder) and optionally `label`."""
     videos = Path(videos)
     if videos.is_dir():
-        files = sorted(p for p in videos.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        files = videos_in(videos)
         if not files:
             raise ValueError(f"{videos}: no video files ({', '.join(VIDEO_SUFFIXES)})")
         labels = [p.relative_to(videos).parts[0] if len(p.relative_to(videos).parts) > 1 else "" for p in files]
@@ -73,6 +73,13 @@ def probe_videos(table: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     return index, failed
 
 
+def read_parts(parts: Path) -> pd.DataFrame:
+    files = sorted(parts.glob("part-*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=["path", "label", "feature", "crop_features"])
+    return pd.concat([pd.read_parquet(p) for p in files])
+
+
 def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: dict, batch: int = 16) -> dict:
     cfg = eval_config(cfg)
     out = Path(out)
@@ -87,8 +94,7 @@ def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: 
     what = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "seed")}
     parts = out.with_name(out.name + ".parts") / fingerprint(what, checkpoint)
     parts.mkdir(parents=True, exist_ok=True)
-    done = pd.concat([pd.read_parquet(p) for p in sorted(parts.glob("part-*.parquet"))]) \
-        if list(parts.glob("part-*.parquet")) else pd.DataFrame(columns=["path"])
+    done = read_parts(parts)
     todo = index[~index["path"].isin(set(done["path"]))].reset_index(drop=True) if len(index) else index
     log.info("%d videos: %d from an earlier run, %d to compute, %d undecodable", len(table), len(done), len(todo),
              len(failed))
@@ -110,8 +116,7 @@ def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: 
         atomic_write(parts / f"part-{len(list(parts.glob('part-*.parquet'))):06d}.parquet",
                      lambda tmp, part=part: part.to_parquet(tmp, index=False))
         computed += len(part)
-    every = pd.concat([pd.read_parquet(p) for p in sorted(parts.glob("part-*.parquet"))]) \
-        if list(parts.glob("part-*.parquet")) else pd.DataFrame(columns=["path", "label", "feature", "crop_features"])
+    every = read_parts(parts)
     order = {p: i for i, p in enumerate(table["path"])}
     every = every.sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
     atomic_write(out, lambda tmp: every.to_parquet(tmp, index=False))

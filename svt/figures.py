@@ -72,16 +72,7 @@ def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, 
         for v in range(videos):
             r = m * videos + v
             a = normalised(attn[v].numpy())
-            for t in range(frames):
-                ax = axes[r, t]
-                ax.imshow(images[v][t])
-                im = ax.imshow(a[t], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if t == 0:
-                    ax.set_ylabel(f"{label}\nvideo {v + 1}", fontsize=8)
-                if r == 0:
-                    ax.set_title(f"frame {t + 1}/{frames}", fontsize=8)
+            im = overlay_row(axes[r], images[v], a, f"{label}\nvideo {v + 1}", r == 0)
             fig.colorbar(im, cax=axes[r, frames])
     fig.suptitle("Last-block CLS attention (mean over heads)", fontsize=10)
     save_figure(fig, out)
@@ -89,6 +80,21 @@ def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, 
 
 def normalised(a: np.ndarray) -> np.ndarray:
     return (a - a.min()) / (a.max() - a.min() + 1e-8)
+
+
+def overlay_row(axes, images: np.ndarray, maps: np.ndarray, label: str, titles: bool):
+    """One figure row: each frame with its attention map (in [0, 1]) over it; returns the last map's image."""
+    for t in range(len(images)):
+        ax = axes[t]
+        ax.imshow(images[t])
+        im = ax.imshow(maps[t], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if t == 0:
+            ax.set_ylabel(label, fontsize=8)
+        if titles:
+            ax.set_title(f"frame {t + 1}/{len(images)}", fontsize=8)
+    return im
 
 
 def clip_attention(checkpoint: str, video: str, cfg: dict, out: str, frames: int = 4) -> np.ndarray:
@@ -108,17 +114,7 @@ def clip_attention(checkpoint: str, video: str, cfg: dict, out: str, frames: int
     rows = [("mean over heads", up.mean(1))] + [(f"head {h + 1}", up[:, h]) for h in range(heads)]
     fig, axes = plt.subplots(len(rows), frames, figsize=(2 * frames, 2 * len(rows)), squeeze=False)
     for r, (label, maps) in enumerate(rows):
-        maps = normalised(maps)
-        for t in range(frames):
-            ax = axes[r, t]
-            ax.imshow(image[t])
-            ax.imshow(maps[t], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if t == 0:
-                ax.set_ylabel(label, fontsize=8)
-            if r == 0:
-                ax.set_title(f"frame {t + 1}/{frames}", fontsize=8)
+        overlay_row(axes[r], image, normalised(maps), label, r == 0)
     fig.suptitle(f"Last-block CLS attention: {Path(video).name}\n{Path(str(checkpoint)).name}", fontsize=9)
     save_figure(fig, out)
     maps = attn.numpy()

@@ -21,8 +21,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from svt.datasets import (
+    DATASETS,
+    LAYOUTS,
+    annotation_file,
+    read_annotations,
+    read_layout,
+)
 from svt.io import atomic_write, save_json
-from svt.datasets import DATASETS, LAYOUTS, annotation_file, read_annotations, read_layout
 from svt.video import DecodeError, probe
 
 log = logging.getLogger("svt.index")
@@ -104,8 +110,7 @@ def summarise(df: pd.DataFrame, dataset: str) -> dict:
                        zip(bad["path"], bad["split"], bad["status"])],
         # usable, but decoded sequentially whenever used (slower, exact), with why
         "sequential_access": {str(k): int(v) for k, v in
-                              ok[ok["backend"] == "pyav"].groupby("access" if "access" in ok else "backend").size()
-                              .items()},
+                              ok[ok["backend"] == "pyav"].groupby("access").size().items()},
     }
 
 

@@ -24,6 +24,12 @@ def correct(top1: float, n: int) -> int:
     return int(round(top1 * n / 100.0))
 
 
+def top1_interval(top1: float, n: int) -> tuple[int, float, float]:
+    """Correct videos behind a top-1 over n test videos and its Wilson interval (%)."""
+    k = correct(top1, n)
+    return (k, *wilson(k, n))
+
+
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Interval (%, low, high) of the proportion k / n."""
     if n <= 0:

@@ -110,8 +110,7 @@ class Cells:
 
     def describe(self, run: dict, references: list[tuple[str, dict | None]]) -> dict:
         n, top1 = run["videos_evaluated"], run["top1"]
-        k = stats.correct(top1, n)
-        low, high = stats.wilson(k, n)
+        k, low, high = stats.top1_interval(top1, n)
         out = {"": round(top1, 2), "low": round(low, 2), "high": round(high, 2), "n": n,
                "vs chance": stats.compare((low, high), run["chance_top1"])}
         for name, ref in references:

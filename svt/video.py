@@ -11,7 +11,7 @@ What real files do (reference/decoding.md) and how it is handled here:
   duration x fps, and compares random access with it over several request patterns; a file where they differ is
   marked `access: sequential ...` (backend pyav) and always decoded sequentially.
 - streams that break mid-file open fine and fail when frames are fetched -> `DecodeError` naming the file;
-  `probe(deep=True)` fetches frames spread over the whole file to find these before training does.
+  `probe(deep=True)` decodes the whole file, so the index finds these before training does.
 - rotation metadata: decord applies it; the PyAV fallback rotates to match.
 - non-UTF-8 metadata: PyAV is opened with metadata_errors="ignore".
 """
@@ -23,8 +23,6 @@ import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-DEEP_CHECK_POINTS = 8
 
 
 class DecodeError(RuntimeError):
@@ -65,12 +63,9 @@ def _open_decord(path, num_threads: int):
 
 def _container_info(path) -> tuple[str, int]:
     """Codec name and the frame count the container header declares (0 where it declares none: webm/mkv)."""
-    import av
-
     try:
-        with av.open(str(path), metadata_errors="ignore") as c:
-            stream = c.streams.video[0]
-            return stream.codec_context.name, int(stream.frames or 0)
+        codec, declared, _, _ = _container_meta(str(path))
+        return codec, declared
     except Exception:  # noqa: BLE001 - informative only; decoding decides whether the file is usable
         return "unknown", 0
 
@@ -124,15 +119,9 @@ def probe(path: str | os.PathLike, deep: bool = False, num_threads: int = 1) -> 
     if deep:
         return _probe_exact(path, num_threads)
     try:
-        return _probe_decord(path, deep, num_threads)
-    except _Truncated as e:
-        raise DecodeError(path, str(e)) from None
+        return _probe_decord(path, num_threads)
     except Exception as e:  # noqa: BLE001 - decord cannot read it: PyAV decodes the whole file instead
         return _probe_pyav(path, first_error=e)
-
-
-class _Truncated(Exception):
-    pass
 
 
 ACCESS_TOLERANCE = 1.0  # mean absolute difference (grey levels) allowed between the two decodes of one frame
@@ -182,9 +171,9 @@ def random_access_is_exact(path: str, patterns: list[np.ndarray], sequential: di
 def _probe_exact(path: str, num_threads: int) -> VideoInfo:
     """The index's guarantee, paid once per file: a full sequential decode (PyAV) gives the exact frame count and
     finds any break; the count is checked against the header (or duration x fps where the container declares no
-    count); random access (decord) must return the same frames as the sequential decode at spread indices
-    requested in one skipping batch, as views request them. Where it does not (e.g. packed-bitstream DivX AVIs,
-    whose seeks land on frames ~20 earlier), the file is marked for sequential access (backend pyav)."""
+    count); random access (decord) must return the same frames as the sequential decode for every request
+    pattern of `access_patterns`. Where it does not (e.g. packed-bitstream DivX AVIs, whose seeks land on other
+    frames), the file is marked for sequential access (backend pyav)."""
     import av
 
     try:
@@ -233,7 +222,7 @@ def _probe_exact(path: str, num_threads: int) -> VideoInfo:
                      backend="decord" if access == "random" else "pyav", access=access)
 
 
-def _probe_decord(path: str, deep: bool, num_threads: int) -> VideoInfo:
+def _probe_decord(path: str, num_threads: int) -> VideoInfo:
     vr = _open_decord(path, num_threads)
     n = len(vr)
     if n == 0:
@@ -247,11 +236,6 @@ def _probe_decord(path: str, deep: bool, num_threads: int) -> VideoInfo:
         tail = vr.get_batch([n - 2, n - 1]).asnumpy()
         if np.array_equal(tail[0], tail[1]):
             frames = n - 1
-    if deep and declared > frames + 1:
-        raise _Truncated(f"truncated: header declares {declared} frames, {frames} decodable")
-    if deep:
-        for i in np.unique(np.linspace(0, frames - 1, DEEP_CHECK_POINTS).round().astype(int)):
-            vr[int(i)].asnumpy()
     h, w = first.shape[:2]
     return VideoInfo(frames=frames, frames_header=declared or n, fps=fps, width=int(w), height=int(h),
                      duration=frames / fps if fps else 0.0, codec=codec, backend="decord")
