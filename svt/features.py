@@ -3,7 +3,8 @@
 Each video gets exactly the evaluation's test-time feature (svt.evaluate: slow and fast clip at `crops` spatial
 crops through the one backbone, the two CLS features averaged per crop): `crop_features` holds one vector per crop,
 `feature` their mean (what k-NN compares). Written as Parquet, one row per video with its path and label when
-known. Videos are probed first: one that cannot be decoded is listed in the log and the summary, not guessed.
+known. Videos are probed first as the index probes them (exact frame counts, sequential decoding where random
+access is not exact): one that cannot be decoded is listed in the log and the summary, not guessed.
 
 Resumable: rows are written in parts (`OUT.parts/`, atomically) as they are computed; a rerun after an
 interruption computes only the videos no part holds, then joins the parts into OUT.
@@ -61,7 +62,7 @@ def probe_videos(table: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     rows, failed = [], []
     for path, label in tqdm(zip(table["path"], table["label_name"]), total=len(table), desc="probe", unit="video"):
         try:
-            info = probe(path).to_dict()
+            info = probe(path, deep=True).to_dict()  # as the index probes: exact counts and access
         except DecodeError as e:
             failed.append({"path": path, "reason": e.reason})
             continue

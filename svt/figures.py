@@ -102,7 +102,7 @@ def clip_attention(checkpoint: str, video: str, cfg: dict, out: str, frames: int
     `frames` uniformly sampled frames, the mean over heads and every head on its own. The maps drawn,
     (T, heads, h, w) = backbone.last_attention of the clip, are saved beside the figure (.npz) and returned."""
     cfg = eval_config(cfg)
-    info = probe(video)
+    info = probe(video, deep=True)  # exact frames: sequential decoding where random access is not exact
     size = cfg["slow_clip"]["size"]
     image, clip = centre_clip(video, info.frames, info.backend, frames, size)
     backbone, _ = load_backbone(checkpoint, cfg, torch.device("cpu"))
