@@ -34,6 +34,27 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
+def compile_blocks(model: torch.nn.Module, mode: bool | str) -> None:
+    """torch.compile each transformer block and head in place (state-dict names unchanged), one static graph per
+    view shape. mode: true (inductor's default) or "reduce-overhead" (adds CUDA graphs: one launch per block)."""
+    if not mode:
+        return
+    import torch._dynamo
+    import torch._inductor.config as inductor
+
+    # The coalescing tiling analysis raises CantSplit on the divided-attention layout in torch 2.11's inductor.
+    if hasattr(inductor.triton, "coalesce_tiling_analysis"):
+        inductor.triton.coalesce_tiling_analysis = False
+    # 12 blocks x (student views + teacher view) specialisations: raise the per-code-object recompile cap.
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    if hasattr(torch._dynamo.config, "recompile_limit"):
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    kw = {"dynamic": False, "mode": None if mode is True else mode}
+    for m in model.modules():
+        if type(m).__name__ in ("Block", "DINOHead"):
+            m.compile(**kw)
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
@@ -69,6 +90,24 @@ def init_distributed() -> Dist:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(rank, world, local, device)
+
+
+def replica_digests(model: torch.nn.Module, d: Dist) -> list[str]:
+    """sha256 of the model's parameters on every rank (rank order). DDP keeps the replicas bit-identical; a rank
+    that drifted (a lost all-reduce, a rank-dependent op) would make the saved model one rank's alone."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in model.parameters():
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    digests = [h.hexdigest()]
+    if d.enabled:
+        digests = [None] * d.world_size
+        dist.all_gather_object(digests, h.hexdigest())
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"the {d.world_size} ranks ended with different weights (sha256 per rank: "
+                           f"{', '.join(x[:12] for x in digests)}); the run is not saved")
+    return digests
 
 
 def all_reduce_mean(t: torch.Tensor, d: Dist) -> torch.Tensor:

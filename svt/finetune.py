@@ -23,7 +23,7 @@ from tqdm import tqdm
 from svt.checkpoint import last_logged, resume, save_training_state, set_rng_state
 from svt.config import load_settings
 from svt.data import make_loader
-from svt.device import autocast, autocast_dtype, init_distributed
+from svt.device import autocast, autocast_dtype, init_distributed, replica_digests
 from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract, fused_features,
                           load_backbone, metrics, write_metrics)
 from svt.index import read_index
@@ -146,6 +146,7 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
             if it >= total:
                 break
     bar.close()
+    digests = replica_digests(model, d)
 
     result = None
     if d.is_main:
@@ -158,7 +159,7 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
                                      # from the log: also when a rerun resumes a run that had already ended
                                      "finetune": {"iterations": total,
                                                   "final_train_loss": last_logged(work_dir).get("loss"),
-                                                  "world_size": d.world_size}},
+                                                  "world_size": d.world_size, "replica_sha256": digests}},
                                model=model_name, protocol="finetune", dataset=dataset, cfg=cfg, source=source,
                                skipped=test["skipped"], num_classes=len(names), seconds=time.time() - t0)
         log.info("%s fine-tune top-1 %.2f (chance %.2f)", dataset, result["top1"], result["chance_top1"])

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange, reduce
+from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 PRESETS: dict[str, dict] = {
@@ -67,33 +69,13 @@ def backbone_config(preset: str | None = None, **overrides) -> BackboneConfig:
     return BackboneConfig(**base)
 
 
-class DropPath(nn.Module):
-    """Stochastic depth: drops the residual branch per sample of the tensor it is applied to."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self):
-        return f"p={self.p}"
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """torch SDPA. On CPU under bf16 autocast it attends in fp32: there the fused kernel is slower in bf16 than in
+    fp32 (bench/bench_cpu_bf16.py), and only the surrounding matmuls gain from bf16."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 class Attention(nn.Module):
@@ -109,15 +91,14 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x, return_attn: bool = False):
-        B, N, C = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = rearrange(self.qkv(x), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.num_heads)
         attn = None
         if self.fused and not return_attn:
-            x = F.scaled_dot_product_attention(q, k, v)
+            x = attend(q, k, v)
         else:
             attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
             x = attn @ v
-        x = self.proj(x.transpose(1, 2).reshape(B, N, C))
+        x = self.proj(rearrange(x, "b h n d -> b n (h d)"))
         return (x, attn) if return_attn else x
 
 
@@ -133,26 +114,25 @@ class Block(nn.Module):
         self.temporal_fc = nn.Linear(dim, dim)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, mlp_hidden)
+        self.mlp = Mlp(dim, mlp_hidden)  # fc1 -> GELU -> fc2, the official names
 
     def forward(self, x, T: int, return_attn: bool = False):
-        B, L, D = x.shape
-        N = (L - 1) // T
+        B = x.shape[0]
         cls, patches = x[:, :1], x[:, 1:]
 
         # Temporal attention: each spatial location attends over its T frames; CLS does not take part.
-        xt = patches.reshape(B * N, T, D)
+        xt = rearrange(patches, "b (n t) d -> (b n) t d", t=T)
         res_t = self.drop_path(self.temporal_attn(self.temporal_norm1(xt)))
-        xt = patches + self.temporal_fc(res_t.reshape(B, N * T, D))
+        xt = patches + self.temporal_fc(rearrange(res_t, "(b n) t d -> b (n t) d", b=B))
 
         # Spatial attention per frame, with the (pre-block) CLS token replicated into every frame.
-        xs = xt.reshape(B, N, T, D).transpose(1, 2).reshape(B * T, N, D)
+        xs = rearrange(xt, "b (n t) d -> (b t) n d", t=T)
         xs = torch.cat([cls.repeat_interleave(T, dim=0), xs], dim=1)
         out = self.attn(self.norm1(xs), return_attn=return_attn)
         res_s, attn = out if return_attn else (out, None)
         res_s = self.drop_path(res_s)
-        cls_res = res_s[:, :1].reshape(B, T, D).mean(dim=1, keepdim=True)
-        res_s = res_s[:, 1:].reshape(B, T, N, D).transpose(1, 2).reshape(B, N * T, D)
+        cls_res = reduce(res_s[:, :1], "(b t) 1 d -> b 1 d", "mean", b=B)
+        res_s = rearrange(res_s[:, 1:], "(b t) n d -> b (n t) d", b=B)
 
         x = torch.cat([cls + cls_res, xt + res_s], dim=1)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
@@ -207,12 +187,12 @@ class VisionTransformer(nn.Module):
         self.init_weights()
 
     def init_weights(self):
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.pos_embed, std=0.02)
+        trunc_normal_(self.cls_token, std=0.02)
         nn.init.zeros_(self.time_embed)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+                trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
@@ -298,7 +278,7 @@ class DINOHead(nn.Module):
         self.last_layer = WeightNormLinear(bottleneck_dim, out_dim)
         for m in self.mlp:
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+                trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
         # nn.Linear's default init for the direction, as in DINO (weight_norm wraps a default-initialised Linear).
         nn.init.kaiming_uniform_(self.last_layer.weight_v, a=math.sqrt(5))

@@ -26,7 +26,7 @@ from svt.checkpoint import (export_official, last_logged, load_checkpoint, resum
                             set_rng_state)
 from svt.config import load_settings, merge
 from svt.data import PretrainDataset, make_loader
-from svt.device import autocast, autocast_dtype, init_distributed
+from svt.device import autocast, autocast_dtype, compile_blocks, init_distributed, replica_digests
 from svt.index import read_index
 from svt.io import fingerprint, remove_stale_temps
 from svt.loss import SVTLoss, view_pairs
@@ -85,12 +85,28 @@ def param_groups(model: torch.nn.Module) -> list[dict]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over param_groups; on GPU the fused kernel (one launch for every tensor instead of several per tensor)."""
+    return torch.optim.AdamW(param_groups(model), fused=device.type == "cuda")
+
+
 def clip_gradients(model: torch.nn.Module, clip: float) -> None:
-    """Per-parameter gradient norm clipping (official / DINO)."""
-    for p in model.parameters():
-        if p.grad is not None:
-            norm = p.grad.norm(2)
-            p.grad.mul_(torch.clamp(clip / (norm + 1e-6), max=1.0))
+    """Per-parameter gradient norm clipping (official / DINO): each gradient scaled by min(1, clip / (norm + 1e-6)).
+    Batched over all tensors, and never read back to the host, so the GPU is not stalled."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack(torch._foreach_norm(grads, 2))
+    scale = torch.clamp(clip / (norms + 1e-6), max=1.0)
+    torch._foreach_mul_(grads, list(scale.to(grads[0].dtype).unbind()))
+
+
+@torch.no_grad()
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, momentum: float) -> None:
+    """teacher = momentum * teacher + (1 - momentum) * student, over all tensors at once."""
+    t = list(teacher.parameters())
+    torch._foreach_mul_(t, momentum)
+    torch._foreach_add_(t, [p.detach() for p in student.parameters()], alpha=1 - momentum)
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -177,14 +193,15 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
         p.requires_grad_(False)
     teacher.train(cfg["teacher_drop_path"])
     student_ddp = DistributedDataParallel(student) if d.enabled else student
-    forward_student = torch.compile(student_ddp) if cfg["compile"] else student_ddp
+    compile_blocks(student, cfg["compile"])
+    compile_blocks(teacher, cfg["compile"])
     n_global, n_local = view_cfg.global_views.count, view_cfg.local_views.count
     criterion = SVTLoss(cfg["head"]["out_dim"], cfg["loss"]["student_temp"], cfg["loss"]["center_momentum"])
     criterion.to(d.device)
 
     # optimiser and schedules
     epochs = opt_cfg["epochs"]
-    optimizer = torch.optim.AdamW(param_groups(student))
+    optimizer = make_optimizer(student, d.device)
     peak_lr = opt_cfg["lr"] * opt_cfg["batch_size"] / opt_cfg["lr_reference_batch"]
     lr_s = cosine_schedule(peak_lr, opt_cfg["min_lr"], epochs, iters_per_epoch, opt_cfg["warmup_epochs"])
     wd_s = cosine_schedule(opt_cfg["weight_decay"], opt_cfg["weight_decay_end"], epochs, iters_per_epoch)
@@ -231,6 +248,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
         for batch in loader:
             t_step = time.perf_counter()
             views = [v.to(d.device, non_blocking=True) for v in batch["views"]]
+            if cfg["compile"] == "reduce-overhead":  # the last step's CUDA-graph outputs may be overwritten now
+                torch.compiler.cudagraph_mark_step_begin()
             failures += len(batch["failed"])
             for g in range(2):
                 optimizer.param_groups[g]["lr"] = float(lr_s[it])
@@ -242,7 +261,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             else:
                 teacher_globals = list(range(n_global))
             pairs = view_pairs(cfg["correspondences"], n_global, n_local, teacher_globals)
-            loss, terms, t_logits, t_feats = svt_loss(forward_student, teacher, criterion, views, pairs,
+            loss, terms, t_logits, t_feats = svt_loss(student_ddp, teacher, criterion, views, pairs,
                                                    float(temp_s[epoch]), n_global, amp)
             if not torch.isfinite(loss):
                 bad = {k: float(v) for k, v in terms.items()}
@@ -260,10 +279,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
                         p.grad = None
             scaler.step(optimizer)
             scaler.update()
-            with torch.no_grad():
-                m = float(mom_s[it])
-                for ps, pt in zip(student.parameters(), teacher.parameters()):
-                    pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+            m = float(mom_s[it])
+            ema_update(teacher, student, m)
             criterion.update_center(t_logits, d)
             it += 1
 
@@ -299,7 +316,9 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
             if it >= total:
                 break
     bar.close()
-    summary = {"iterations": total, "epochs": epochs, "world_size": d.world_size, "final": {},
+    digests = replica_digests(student, d)
+    summary = {"iterations": total, "epochs": epochs, "world_size": d.world_size, "replica_sha256": digests,
+               "final": {},
                "decode_failures": failures, "config": cfg, "init": init,
                "precision": str(amp).replace("torch.", "") if amp else "fp32"}
     if d.is_main:

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -464,3 +465,14 @@ def test_bad_own_videos_stop_before_any_job_naming_the_file_or_row(tmp_path):
     said = out.stdout + out.stderr
     assert out.returncode != 0 and "videos.csv: row 2: file" in said and "missing.mp4" in said
     assert not (tmp_path / "wd" / "resources").exists()
+
+
+def test_the_gpu_smoke_config_lays_out_the_reference_clips_and_plans_the_whole_dag(shared, tmp_path):
+    """bench/gpu_smoke.yaml (run on a lent GPU by bench/gpu_session.sh) is checked here, where there is no GPU:
+    the layout script gives each benchmark its annotation format and the whole DAG plans from it."""
+    subprocess.run([sys.executable, str(REPO / "bench" / "gpu_smoke_layout.py"), str(shared / "sample_videos"),
+                    str(tmp_path / "gpu_smoke")], check=True, capture_output=True)
+    wd = workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    jobs = planned(wd, extra=("all", "--configfile", str(REPO / "bench" / "gpu_smoke.yaml")))
+    assert jobs["index"] == 4 and jobs["pretrain"] == 1 and jobs["ablation_pretrain"] == 10
+    assert sum(jobs.values()) == 69  # the 69 jobs the H200 ran (bench/gpu_results.md)

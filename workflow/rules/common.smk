@@ -204,14 +204,23 @@ def res(kind):
 
 
 def slurm_resources(kind):
-    """Resources for the executor: runtime grows with the attempt (retries); GPUs as `gpu` + cpus_per_gpu,
-    tasks left unset so the plugin runs one task (torchrun starts the processes)."""
+    """Resources for the executor: runtime grows with the attempt (retries); GPUs as `gpu` + cpus_per_gpu (per node
+    as `gres` on several nodes). One task per job, where torchrun starts the processes; with several nodes (or
+    tasks_per_node) one task per torchrun agent, started by the rule's own srun (the plugin's `mpi` path)."""
     r = res(kind)
     out = {"mem_mb": r["mem_mb"], "runtime": lambda wildcards, attempt: r["runtime"] * attempt}
+    nodes, agents = r.get("nodes", 1), r.get("nodes", 1) * r.get("tasks_per_node", 1)
     if r["gpus"]:
-        out["gpu"] = r["gpus"]
+        if nodes > 1:
+            out["gres"] = f"gpu:{r['gpus']}"
+        else:
+            out["gpu"] = r["gpus"]
         if r["cpus_per_gpu"]:
             out["cpus_per_gpu"] = r["cpus_per_gpu"]
+    if agents > 1:
+        out.update(nodes=nodes, tasks=agents, mpi="srun")
+        if r["gpus"]:
+            out["tasks_per_gpu"] = 0  # else the plugin turns `tasks` into --ntasks-per-gpu
     for key, env in (("slurm_partition", "SVT_SLURM_PARTITION"), ("slurm_account", "SVT_SLURM_ACCOUNT")):
         value = r.get(key) or os.environ.get(env)
         if value:
@@ -222,8 +231,16 @@ def slurm_resources(kind):
 
 
 def launch(kind):
-    """`svt`, or torchrun with one process per GPU (or per `processes`) inside the job's single task."""
-    n = res(kind)["processes"]
+    """`svt`; torchrun with `processes` processes inside the job's single task; or, with several nodes (or
+    tasks_per_node), srun starting one torchrun per task that meet at a c10d rendezvous on the job's first node."""
+    r = res(kind)
+    n, nodes, per_node = r["processes"], r.get("nodes", 1), r.get("tasks_per_node", 1)
+    if nodes * per_node > 1:
+        need = f'"${{SLURM_JOB_ID:?resources.{kind}.nodes / tasks_per_node above 1 need the slurm executor}}"'
+        head = '$(scontrol show hostnames "$(squeue -h -j $SLURM_JOB_ID -o %N)" | head -n1)'
+        return (f": {need}; srun --nodes {nodes} --ntasks {nodes * per_node} --ntasks-per-node {per_node} "
+                f"torchrun --nnodes {nodes * per_node} --nproc_per_node {n} --rdzv-backend c10d "
+                f"--rdzv-endpoint {head}:$((29500 + SLURM_JOB_ID % 20000)) --rdzv-id $SLURM_JOB_ID -m svt")
     return "svt" if n == 1 else f"torchrun --standalone --nproc_per_node {n} -m svt"
 
 
