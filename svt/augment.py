@@ -70,7 +70,7 @@ def sample_params(cfg: AugmentConfig, frames: int, slot: int, rng: np.random.Gen
 
 
 def _gray(x):  # (T, 3, H, W) -> (T, 1, H, W)
-    return (x * _GRAY.to(x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (x * _GRAY.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def _blend(a, b, f):  # f * a + (1 - f) * b with per-frame f
@@ -81,8 +81,8 @@ def _hue(x, shift):
     """Hue rotation by `shift` turns in YIQ space (a linear map per frame)."""
     theta = shift * 2 * math.pi
     c, s = torch.cos(theta), torch.sin(theta)
-    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=x.dtype)
-    rot = torch.zeros(len(theta), 3, 3, dtype=x.dtype)
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]]).to(x)
+    rot = torch.zeros(len(theta), 3, 3).to(x)
     rot[:, 0, 0] = 1
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
     m = torch.linalg.inv(to_yiq) @ rot @ to_yiq  # (T, 3, 3)
@@ -90,13 +90,15 @@ def _hue(x, shift):
 
 
 def _blur(x, sigma, apply):
-    """Separable Gaussian blur with a per-frame sigma; frames with apply=False keep a delta kernel."""
+    """Separable Gaussian blur with a per-frame sigma, each kernel cut at its own 3 sigma (zeros beyond, so frames
+    blurred together equal frames blurred alone); frames with apply=False keep a delta kernel."""
     T, C, H, W = x.shape
     radius = int(math.ceil(3 * float(sigma.max())))
-    r = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    r = torch.arange(-radius, radius + 1).to(x)
     k = torch.exp(-(r[None] ** 2) / (2 * sigma[:, None] ** 2))
+    k = torch.where(r[None].abs() <= torch.ceil(3 * sigma[:, None]), k, torch.zeros_like(k))
     k = k / k.sum(1, keepdim=True)
-    delta = (r == 0).to(x.dtype).expand_as(k)
+    delta = (r == 0).to(x).expand_as(k)
     k = torch.where(apply[:, None], k, delta).repeat_interleave(C, 0)  # (T*C, K)
     y = x.reshape(1, T * C, H, W)
     y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect" if W > radius else "replicate"),
@@ -106,42 +108,66 @@ def _blur(x, sigma, apply):
     return y.view(T, C, H, W)
 
 
+def _jitter(y, op: int, p: dict, frames) -> torch.Tensor:
+    """Colour-jitter op (0 brightness, 1 contrast, 2 saturation, 3 hue) on the frames `frames` of p."""
+    def col(name):
+        return p[name][frames].view(-1, 1, 1, 1)
+
+    if op == 0:
+        return (y * col("brightness")).clamp_(0, 1)
+    if op == 1:
+        return _blend(y, _gray(y).mean(dim=(-1, -2), keepdim=True), col("contrast"))
+    if op == 2:
+        return _blend(y, _gray(y), col("saturation"))
+    return _hue(y, p["hue"][frames])
+
+
 def apply(x: torch.Tensor, p: dict) -> torch.Tensor:
-    """x: (T, 3, H, W) float in [0, 1] -> augmented and ImageNet-normalised, same shape."""
-    T = x.shape[0]
+    """x: (N, 3, H, W) float in [0, 1] -> augmented and ImageNet-normalised, same shape, on x's device.
 
-    def col(a, dtype=x.dtype):
-        return torch.as_tensor(a, dtype=dtype).view(T, 1, 1, 1)
+    p holds one entry per frame (sample_params of one view, or of many views concatenated: apply_batch); the
+    jitter order is one permutation, or one per frame (N, 4)."""
+    N = x.shape[0]
+    t = {k: torch.as_tensor(np.asarray(v)).to(x.device) for k, v in p.items()}
+    t = {k: v.to(x.dtype) if v.is_floating_point() else v for k, v in t.items()}
+    order = t["order"].expand(N, 4) if t["order"].ndim == 1 else t["order"]
 
-    flip = torch.as_tensor(p["flip"])
-    if flip.any():
-        x = torch.where(col(flip, torch.bool), x.flip(-1), x)
-    jit = col(p["jitter"], torch.bool)
-    if jit.any():
+    def col(name):
+        return t[name].view(N, 1, 1, 1)
+
+    if bool(t["flip"].any()):
+        x = torch.where(col("flip"), x.flip(-1), x)
+    if bool(t["jitter"].any()):
         y = x
-        for op in p["order"]:
-            if op == 0:
-                y = (y * col(p["brightness"])).clamp_(0, 1)
-            elif op == 1:
-                y = _blend(y, _gray(y).mean(dim=(-1, -2), keepdim=True), col(p["contrast"]))
-            elif op == 2:
-                y = _blend(y, _gray(y), col(p["saturation"]))
-            else:
-                y = _hue(y, torch.as_tensor(p["hue"], dtype=x.dtype))
-        x = torch.where(jit, y, x)
-    gray = col(p["gray"], torch.bool)
-    if gray.any():
-        x = torch.where(gray, _gray(x).expand_as(x), x)
-    blur = torch.as_tensor(p["blur"])
-    if blur.any():
-        x = _blur(x, torch.as_tensor(p["sigma"], dtype=x.dtype), blur)
-    sol = col(p["solarize"], torch.bool)
-    if sol.any():
-        x = torch.where(sol & (x >= 0.5), 1 - x, x)
+        for k in range(4):
+            for op in range(4):
+                rows = order[:, k] == op
+                if bool(rows.all()):
+                    y = _jitter(y, op, t, slice(None))
+                elif bool(rows.any()):
+                    y = y.clone()
+                    y[rows] = _jitter(y[rows], op, t, rows)
+        x = torch.where(col("jitter"), y, x)
+    if bool(t["gray"].any()):
+        x = torch.where(col("gray"), _gray(x).expand_as(x), x)
+    if bool(t["blur"].any()):
+        x = _blur(x, t["sigma"], t["blur"])
+    if bool(t["solarize"].any()):
+        x = torch.where(col("solarize") & (x >= 0.5), 1 - x, x)
     return normalize(x)
 
 
+def apply_batch(views: torch.Tensor, params: list[dict]) -> torch.Tensor:
+    """One view of a batch on the training device: views (B, 3, T, S, S) in [0, 1], params[b] from sample_params
+    for sample b -> augmented and normalised, (B, 3, T, S, S). The same result as apply() per sample, in one pass."""
+    B, C, T, S, _ = views.shape
+    x = views.transpose(1, 2).reshape(B * T, C, S, S)
+    p = {k: np.concatenate([np.broadcast_to(q[k], (T,)) for q in params]) for k in params[0] if k != "order"}
+    p["order"] = np.repeat(np.stack([q["order"] for q in params]), T, axis=0)
+    return apply(x, p).reshape(B, T, C, S, S).transpose(1, 2).contiguous()
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).to(x).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).to(x).view(1, 3, 1, 1)
     return (x - mean) / std

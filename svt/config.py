@@ -128,8 +128,10 @@ def coerce(value, schema: dict, root: dict | None = None):
         return value
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
-    if "string" in types:
+    if value in schema.get("enum", ()) or "string" in types:
         return value
+    if any(isinstance(e, bool) for e in schema.get("enum", ())):
+        types = [*types, "boolean"]  # compile: false | true | reduce-overhead
     if "boolean" in types and value.lower() in ("true", "false"):
         return value.lower() == "true"
     for kind, parse in (("integer", int), ("number", float)):

@@ -52,7 +52,7 @@ DEFAULTS = {
              "warmup_teacher_temp_epochs": 0, "center_momentum": 0.9},
     "precision": "auto",
     "compile": False,
-    "data": {"workers": 2, "decode_threads": 1},
+    "data": {"workers": 2, "decode_threads": 1, "augment_on": "auto"},
     "checkpoint_every": 50,
     "keep_checkpoints": 2,
     "seed": 0,
@@ -155,12 +155,17 @@ def svt_loss(student, teacher, criterion: SVTLoss, views: list[torch.Tensor], pa
     return loss, terms, t_logits, t_feats
 
 
-def build_dataset(cfg: dict, index_path: str, root: str) -> PretrainDataset:
-    """The training set with the run's view sampler (Tables 5-6) and augmentations (Table 7)."""
+def build_dataset(cfg: dict, index_path: str, root: str, device: torch.device | None = None) -> PretrainDataset:
+    """The training set with the run's view sampler (Tables 5-6) and augmentations (Table 7); augment_on auto:
+    on the training device when that is a GPU, else in the loader workers."""
     cfg = merge(DEFAULTS, cfg)
+    where = cfg["data"]["augment_on"]
+    if where == "auto":
+        where = "device" if device is not None and device.type == "cuda" else "loader"
     return PretrainDataset(read_index(index_path), root, ViewConfig.from_dict(cfg["views"]),
                            augment.AugmentConfig.from_dict(cfg["augment"]), split="train", seed=cfg["seed"],
-                           num_threads=cfg["data"]["decode_threads"])
+                           num_threads=cfg["data"]["decode_threads"],
+                           augment_in_loader=where == "loader")
 
 
 def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | None = None) -> dict:
@@ -168,7 +173,7 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
     d = init_distributed()
 
     # data
-    dataset = build_dataset(cfg, index_path, root)
+    dataset = build_dataset(cfg, index_path, root, d.device)
     view_cfg = dataset.view_cfg
     opt_cfg = cfg["optim"]
     sampler, per_rank, iters_per_epoch = rank_sampler(len(dataset), opt_cfg["batch_size"], d, cfg["seed"],
@@ -248,6 +253,8 @@ def run(cfg: dict, index_path: str, root: str, work: str, out: str, init: str | 
         for batch in loader:
             t_step = time.perf_counter()
             views = [v.to(d.device, non_blocking=True) for v in batch["views"]]
+            if "params" in batch:  # augment_on: device
+                views = [augment.apply_batch(v, ps) for v, ps in zip(views, batch["params"])]
             if cfg["compile"] == "reduce-overhead":  # the last step's CUDA-graph outputs may be overwritten now
                 torch.compiler.cudagraph_mark_step_begin()
             failures += len(batch["failed"])

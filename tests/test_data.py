@@ -111,3 +111,48 @@ def test_frames_are_cropped_and_resized_in_one_call():
     frames = np.random.default_rng(0).integers(0, 255, (5, 40, 60, 3), dtype=np.uint8)
     x = svt.data.crop_resize(frames, (4, 10, 32, 32), 16)
     assert x.shape == (5, 3, 16, 16) and x.min() >= 0 and x.max() <= 1
+
+
+@pytest.mark.parametrize("size", [16, 32, 48])
+def test_uint8_crop_resize_is_the_float_resize_within_one_grey_level(size):
+    frames = np.random.default_rng(1).integers(0, 256, (4, 40, 60, 3), dtype=np.uint8)
+    crop = (4, 10, 32, 32)
+    x = svt.data.crop_resize(frames, crop, size)
+    ref = torch.from_numpy(frames[:, 4:36, 10:42]).permute(0, 3, 1, 2).double() / 255
+    if size != 32:
+        ref = torch.nn.functional.interpolate(ref, size=(size, size), mode="bilinear", antialias=True,
+                                              align_corners=False).clamp(0, 1)
+    assert x.dtype == torch.float32 and x.shape == (4, 3, size, size)
+    assert float((x.double() - ref).abs().max()) * 255 <= 1.01
+
+
+# ------------------------------------------------------------------ augmentation on the training device (issue #15)
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_device_augmentation_draws_the_loaders_parameters_and_gives_its_views(k400, consistent):
+    """augment_on: device moves only where the work runs: the same parameters from the same generator, and the
+    batched pass over the whole batch gives each sample's loader-path views (w/o TCA too: per-frame draws)."""
+    root, index = k400
+    cfg = augment.AugmentConfig(temporally_consistent=consistent)
+    loader_path = PretrainDataset(index, root, ViewConfig(), cfg, seed=3)
+    device_path = PretrainDataset(index, root, ViewConfig(), cfg, seed=3, augment_in_loader=False)
+    batch = next(iter(make_loader(device_path, batch_size=4, workers=0, shuffle=False, seed=0)))
+    assert len(batch["params"]) == 10 and all(len(p) == 4 for p in batch["params"])
+    out = [augment.apply_batch(v, ps) for v, ps in zip(batch["views"], batch["params"])]
+    for b in range(4):
+        expected = loader_path[b]
+        for k in range(10):
+            torch.testing.assert_close(out[k][b], expected["views"][k], rtol=0, atol=1e-4)
+    # the draws really differ between samples and views, so the batched pass had per-sample work to do
+    assert len({float(p["brightness"][0]) for ps in batch["params"] for p in ps}) > 30
+
+
+def test_batched_augmentation_mixes_jitter_orders_and_blur_widths_per_frame():
+    rng = np.random.default_rng(0)
+    cfg = augment.AugmentConfig(temporally_consistent=False)
+    params = [augment.sample_params(cfg, 4, slot, rng) for slot in (0, 1, 2)]
+    views = torch.rand(3, 3, 4, 20, 20)
+    batched = augment.apply_batch(views, params)
+    for b in range(3):
+        alone = augment.apply(views[b].transpose(0, 1), params[b]).transpose(0, 1)
+        torch.testing.assert_close(batched[b], alone, rtol=0, atol=1e-5)

@@ -191,7 +191,9 @@ def test_torchrun_two_processes_keep_identical_weights_and_match_one_process(dat
     assert len(ddp["rng"]) == 2
     a, b = ddp["student"], single["student"]
     rel_l2 = (sum(((a[k] - b[k]) ** 2).sum() for k in b) / sum((b[k] ** 2).sum() for k in b)).sqrt()
-    assert rel_l2 < 1e-5, rel_l2
+    # Reduction order differs between 2 ranks and 1 process (here ~1e-5 in bf16 autocast); a missing gradient sync
+    # or a rank training on the wrong half of the batch is off by ~1e-2.
+    assert rel_l2 < 1e-4, rel_l2
     # Per tensor too, except the zero-initialised ones (biases, temporal_fc: official init): two steps from zero
     # they are a few Adam steps of +-lr, whose signs for near-zero true gradients (e.g. the key bias, exactly zero
     # since softmax is shift-invariant) follow the float rounding noise of the different reduction orders.
@@ -226,6 +228,22 @@ def test_a_training_epoch_over_broken_files_completes_and_counts_the_failures(tm
     summary = run(cfg, str(tmp_path / "index.parquet"), str(root), str(tmp_path / "work"), str(tmp_path / "t.pth"))
     assert summary["iterations"] == 2 and summary["decode_failures"] >= 1
     assert (tmp_path / "t.pth").exists() and (tmp_path / "t.pth.json").exists()
+
+
+def test_a_run_with_the_augmentation_on_the_training_device_trains_as_the_loader_path_does(data):
+    from svt.pretrain import run
+
+    tmp, root = data
+    losses = {}
+    for where in ("device", "loader"):
+        cfg = json.loads(json.dumps(TINY_RUN))
+        cfg["optim"]["epochs"] = 1
+        cfg["model"]["drop_path_rate"] = 0.0
+        cfg["data"] = {"workers": 0, "augment_on": where}
+        summary = run(cfg, str(tmp / "index.parquet"), str(root), str(tmp / f"aug_{where}"), str(tmp / f"{where}.pth"))
+        losses[where] = summary["final"]["loss"]
+    # same views, same parameters: only float rounding tells the two places apart
+    assert abs(losses["device"] - losses["loader"]) < 1e-3 * abs(losses["loader"]), losses
 
 
 # ------------------------------------------------------------------ Tables 5-7: switches reach the training set

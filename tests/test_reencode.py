@@ -42,3 +42,30 @@ def test_a_reencoded_dataset_is_what_the_index_reads(tmp_path):
     cfg["datasets"]["ucf101"]["reencode"] = {"short_side": 256}
     jobs = planned_jobs(workdir(tmp_path, cfg), "resources/index/ucf101.parquet")
     assert jobs == {"synthesize[dataset=ucf101]", "reencode[dataset=ucf101]", "index[dataset=ucf101]"}
+
+
+def test_every_real_reference_clip_is_reencoded_with_its_frames_and_dense_keyframes(shared, tmp_path):
+    """Real files (K400 mp4 at 28-30 fps, an mkv, HMDB AVIs with odd metadata, SSv2 webm): none is kept
+    unencoded, except the corrupted one, and each copy decodes to the frames of its original."""
+    from svt.video import DecodeError, probe
+
+    src = tmp_path / "src"
+    for f in (shared / "sample_videos").rglob("*"):
+        if f.suffix in (".mp4", ".mkv", ".avi", ".webm") and f.parent.parent.name != "ntu_rgbd":
+            (src / f.relative_to(shared / "sample_videos")).parent.mkdir(parents=True, exist_ok=True)
+            (src / f.relative_to(shared / "sample_videos")).symlink_to(f)
+    summary = reencode_dataset(src, tmp_path / "out", short_side=128, gop=8, workers=2)
+    assert [e.split(":")[0] for e in summary["kept_unchanged"]] == [str(src / "edge_cases/corrupted/corrupted.mp4")]
+    checked = 0
+    for f in src.rglob("*"):
+        if not f.is_file() or "corrupted" in f.name:
+            continue
+        try:
+            before = probe(f, deep=True)
+        except DecodeError:
+            continue
+        after = probe(tmp_path / "out" / f.relative_to(src), deep=True)
+        assert after.frames == before.frames, f
+        assert min(after.width, after.height) == min(128, before.width, before.height) or after.width <= 128
+        checked += 1
+    assert checked >= 30
