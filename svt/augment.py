@@ -126,33 +126,35 @@ def apply(x: torch.Tensor, p: dict) -> torch.Tensor:
     """x: (N, 3, H, W) float in [0, 1] -> augmented and ImageNet-normalised, same shape, on x's device.
 
     p holds one entry per frame (sample_params of one view, or of many views concatenated: apply_batch); the
-    jitter order is one permutation, or one per frame (N, 4)."""
+    jitter order is one permutation, or one per frame (N, 4). Which ops run and on which frames is decided from
+    p on the host, so a GPU pass never waits on a device-to-host read."""
     N = x.shape[0]
-    t = {k: torch.as_tensor(np.asarray(v)).to(x.device) for k, v in p.items()}
+    host = {k: np.asarray(v) for k, v in p.items()}
+    t = {k: torch.as_tensor(v).to(x.device) for k, v in host.items() if k != "order"}
     t = {k: v.to(x.dtype) if v.is_floating_point() else v for k, v in t.items()}
-    order = t["order"].expand(N, 4) if t["order"].ndim == 1 else t["order"]
+    order = np.broadcast_to(host["order"], (N, 4))
 
     def col(name):
         return t[name].view(N, 1, 1, 1)
 
-    if bool(t["flip"].any()):
+    if host["flip"].any():
         x = torch.where(col("flip"), x.flip(-1), x)
-    if bool(t["jitter"].any()):
+    if host["jitter"].any():
         y = x
         for k in range(4):
             for op in range(4):
                 rows = order[:, k] == op
-                if bool(rows.all()):
+                if rows.all():
                     y = _jitter(y, op, t, slice(None))
-                elif bool(rows.any()):
-                    y = y.clone()
-                    y[rows] = _jitter(y[rows], op, t, rows)
+                elif rows.any():
+                    idx = torch.as_tensor(np.flatnonzero(rows), device=x.device)
+                    y = y.index_copy(0, idx, _jitter(y[idx], op, t, idx))
         x = torch.where(col("jitter"), y, x)
-    if bool(t["gray"].any()):
+    if host["gray"].any():
         x = torch.where(col("gray"), _gray(x).expand_as(x), x)
-    if bool(t["blur"].any()):
+    if host["blur"].any():
         x = _blur(x, t["sigma"], t["blur"])
-    if bool(t["solarize"].any()):
+    if host["solarize"].any():
         x = torch.where(col("solarize") & (x >= 0.5), 1 - x, x)
     return normalize(x)
 

@@ -42,16 +42,17 @@ def compile_blocks(model: torch.nn.Module, mode: bool | str) -> None:
     import torch._dynamo
     import torch._inductor.config as inductor
 
+    from svt.model import Block, DINOHead
+
     # The coalescing tiling analysis raises CantSplit on the divided-attention layout in torch 2.11's inductor.
     if hasattr(inductor.triton, "coalesce_tiling_analysis"):
         inductor.triton.coalesce_tiling_analysis = False
     # 12 blocks x (student views + teacher view) specialisations: raise the per-code-object recompile cap.
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    if hasattr(torch._dynamo.config, "recompile_limit"):
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
     kw = {"dynamic": False, "mode": None if mode is True else mode}
     for m in model.modules():
-        if type(m).__name__ in ("Block", "DINOHead"):
+        if isinstance(m, (Block, DINOHead)):
             m.compile(**kw)
 
 

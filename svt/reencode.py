@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from fractions import Fraction
 from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm

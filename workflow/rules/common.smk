@@ -200,7 +200,7 @@ def index_options(dataset):
 
 
 def res(kind):
-    return {**config["resources"]["default"], **config["resources"].get(kind, {})}
+    return {"nodes": 1, "tasks_per_node": 1, **config["resources"]["default"], **config["resources"].get(kind, {})}
 
 
 def slurm_resources(kind):
@@ -209,7 +209,7 @@ def slurm_resources(kind):
     tasks_per_node) one task per torchrun agent, started by the rule's own srun (the plugin's `mpi` path)."""
     r = res(kind)
     out = {"mem_mb": r["mem_mb"], "runtime": lambda wildcards, attempt: r["runtime"] * attempt}
-    nodes, agents = r.get("nodes", 1), r.get("nodes", 1) * r.get("tasks_per_node", 1)
+    nodes, agents = r["nodes"], r["nodes"] * r["tasks_per_node"]
     if r["gpus"]:
         if nodes > 1:
             out["gres"] = f"gpu:{r['gpus']}"
@@ -234,7 +234,7 @@ def launch(kind):
     """`svt`; torchrun with `processes` processes inside the job's single task; or, with several nodes (or
     tasks_per_node), srun starting one torchrun per task that meet at a c10d rendezvous on the job's first node."""
     r = res(kind)
-    n, nodes, per_node = r["processes"], r.get("nodes", 1), r.get("tasks_per_node", 1)
+    n, nodes, per_node = r["processes"], r["nodes"], r["tasks_per_node"]
     if nodes * per_node > 1:
         need = f'"${{SLURM_JOB_ID:?resources.{kind}.nodes / tasks_per_node above 1 need the slurm executor}}"'
         head = '$(scontrol show hostnames "$(squeue -h -j $SLURM_JOB_ID -o %N)" | head -n1)'
