@@ -23,7 +23,8 @@ import yaml
 
 from svt import linear, pretrain
 from svt.config import merge
-from svt.evaluate import eval_config, eval_datasets, load_backbone
+from svt.settings import evaluation as eval_settings
+from svt.evaluate import eval_datasets, load_backbone
 from svt.index import build_index, read_index, write_index
 from svt.synth import SynthConfig, synthesize
 
@@ -56,7 +57,7 @@ def dataset(work: Path, name: str, synth: dict) -> tuple[Path, Path]:
 
 def reversal_sensitivity(checkpoint: str, evaluation: dict, clips: torch.Tensor) -> float:
     """Mean feature change from reversing each clip in time, over the mean change from swapping clips."""
-    backbone, _ = load_backbone(checkpoint, eval_config(evaluation), torch.device("cpu"))
+    backbone, _ = load_backbone(checkpoint, eval_settings(evaluation), torch.device("cpu"))
     with torch.no_grad():
         f = backbone.eval()(clips)
         reversed_, other = backbone(clips.flip(2)), f.roll(1, 0)
@@ -94,7 +95,7 @@ def main():
         return linear.run(evaluation, checkpoint, str(ev_index), str(ev_root), "ssv2", name, str(out),
                           str(out / "ssv2_linear.json"))["top1"]
 
-    _, test_set = eval_datasets(read_index(ev_index), str(ev_root), eval_config(evaluation))
+    _, test_set = eval_datasets(read_index(ev_index), str(ev_root), eval_settings(evaluation))
     step = max(len(test_set) // 12, 1)
     clips = torch.stack([test_set[i]["clips"][0][0] for i in range(0, len(test_set), step)])  # slow clip, crop 1
 

@@ -22,7 +22,9 @@ from svt.device import Dist, autocast_dtype, compile_blocks
 from svt.flops import count_macs
 from svt.loss import SVTLoss, view_pairs
 from svt.model import backbone_config
-from svt.pretrain import DEFAULTS, build_models, clip_gradients, ema_update, make_optimizer, svt_loss
+from svt.pretrain import build_models, svt_loss
+from svt.schedules import clip_gradients, ema_update, make_adamw
+from svt.settings import Pretraining, pretraining
 from svt.views import ViewConfig
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "V100": 125e12}
@@ -37,14 +39,14 @@ def main():
                    help="pretraining.compile: torch.compile each block and the head (reduce-overhead: + CUDA graphs)")
     p.add_argument("--peak", action="store_true", help="measure the bf16 matmul rate and give MFU against it too")
     p.add_argument("--device", default="cuda", help="cpu only to check the script itself (with a small --preset)")
-    p.add_argument("--preset", default=DEFAULTS["model"]["preset"])
+    p.add_argument("--preset", default=Pretraining().model.preset)
     p.add_argument("--profile", action="store_true")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_pretrain.py: no CUDA GPU here")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    cfg = {**DEFAULTS, "model": {**DEFAULTS["model"], "preset": args.preset}}
+    cfg = pretraining({"model": {"preset": args.preset}})
     student, teacher = build_models(cfg, device)
     for q in teacher.parameters():
         q.requires_grad_(False)
@@ -56,19 +58,19 @@ def main():
              [(t, views_cfg.local_views.size) for t in views_cfg.local_views.frames]
     views = [torch.randn(args.batch, 3, t, s, s, device=device) for t, s in shapes]
     n_global = views_cfg.global_views.count
-    criterion = SVTLoss(cfg["head"]["out_dim"]).to(device)
-    optimizer = make_optimizer(student, device)
+    criterion = SVTLoss(cfg.head.out_dim).to(device)
+    optimizer = make_adamw(student, device)
     amp = autocast_dtype(device, args.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
-    bcfg = backbone_config(cfg["model"]["preset"], num_frames=cfg["model"]["num_frames"])
+    bcfg = backbone_config(cfg.model.preset, num_frames=cfg.model.num_frames)
     macs = {shape: count_macs(bcfg, *shape, batch=args.batch) for shape in set(shapes)}
 
     def train_step(step: int) -> tuple[int, list[tuple[int, int]]]:
         if mode == "reduce-overhead":  # the previous step's graph outputs may be overwritten from here on
             torch.compiler.cudagraph_mark_step_begin()
         teacher_global = int(np.random.default_rng(step).integers(n_global))
-        pairs = view_pairs(cfg["correspondences"], n_global, len(shapes) - n_global, [teacher_global])
+        pairs = view_pairs(vars(cfg.correspondences), n_global, len(shapes) - n_global, [teacher_global])
         loss, _, t_logits, _ = svt_loss(student, teacher, criterion, views, pairs, 0.04, n_global, amp)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -95,7 +97,7 @@ def main():
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     step_s = float(np.median(times))
     achieved = float(np.mean(step_flops)) / step_s
-    print(f"device {name}; {args.preset} + DINO head {cfg['head']['out_dim']}; views {shapes}; batch {args.batch}; "
+    print(f"device {name}; {args.preset} + DINO head {cfg.head.out_dim}; views {shapes}; batch {args.batch}; "
           f"{args.precision}; compile {args.compile}; {args.steps} steps")
     mfu = f"{achieved / peak:.1%}" if peak else "n/a (peak bf16 FLOP/s of this device unknown)"
     if args.peak and device.type == "cuda":

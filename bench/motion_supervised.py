@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from svt.data import make_loader
-from svt.evaluate import eval_config, eval_datasets, extract, load_backbone
+from svt.settings import evaluation as eval_settings
+from svt.evaluate import eval_datasets, extract, load_backbone
 from svt.finetune import VideoClassifier
 from svt.index import read_index
 
@@ -30,7 +31,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=32)
     args = p.parse_args()
-    cfg = eval_config({"model": {"img_size": 48, "num_frames": 16, "preset": "vit_micro_patch8"},
+    cfg = eval_settings({"model": {"img_size": 48, "num_frames": 16, "preset": "vit_micro_patch8"},
                        "slow_clip": {"frames": 8, "size": 48}, "slow_fast": False, "crops": 3, "flip": False,
                        "batch_size": args.batch, "data": {"workers": 1}})
     index = read_index(args.index)

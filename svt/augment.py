@@ -35,10 +35,6 @@ class AugmentConfig:
     blur_prob: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, local
     solarize_prob: tuple[float, float, float] = (0.0, 0.2, 0.0)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> AugmentConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
 
 def sample_params(cfg: AugmentConfig, frames: int, slot: int, rng: np.random.Generator) -> dict:
     """Parameters for one view; slot 0/1 = first/second global view, 2 = local. Arrays have one entry per

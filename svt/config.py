@@ -1,8 +1,10 @@
-"""Run configs: a stage's DEFAULTS overlaid with the user's YAML (nested dicts merge, other values replace)."""
+"""Reading and checking settings: YAML files or inline JSON, validated against the workflow schema (the typed
+settings and their defaults are in svt.settings)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def load_yaml(source: str | Path, allow_empty: bool = True) -> dict:
     if not inline and not Path(text).is_file():
         raise ConfigError(f"{text}: no such settings file")
     try:
-        cfg = yaml.safe_load(text if inline else Path(text).read_text())
+        cfg = _inline(text) if inline else yaml.safe_load(Path(text).read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -39,6 +41,14 @@ def load_yaml(source: str | Path, allow_empty: bool = True) -> dict:
     if not cfg and not allow_empty:
         raise ConfigError(f"{where}: is empty; give the settings (an empty file would silently mean every default)")
     return cfg or {}
+
+
+def _inline(text: str):
+    """Inline settings: JSON as the workflow writes it (YAML 1.1 would read 1e-06 as a string), else YAML."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.safe_load(text)
 
 
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "config.schema.yaml"

@@ -6,13 +6,7 @@ taken for a complete one. Extraction refuses archive members with absolute paths
 target), handles tar(.gz), zip and RAR4/RAR5 (unrar2-cffi, solid and compressed members), and writes into a
 temporary folder renamed into place at the end.
 
-Canonical layouts (read by svt/datasets.py):
-- kinetics400: annotations/{train,val}.csv (CVDF) + videos/{train,val}/<youtube_id>_<start>_<end>.mp4, the
-  replacement pack applied; missing.csv lists CSV rows without a video (the CVDF copy lacks ~2%).
-- ucf101: UCF-101/<Class>/*.avi + ucfTrainTestlist/ (classInd, train/test lists).
-- hmdb51: videos/<class>/*.avi (51 inner RARs unpacked) + testTrainMulti_7030_splits/.
-- ssv2: 20bn-something-something-v2/<id>.webm + labels/{labels,train,validation}.json; the files are placed by
-  hand (Qualcomm login), this stage checks them (old 20-chunk and newer layouts), reassembles and extracts.
+Each benchmark's download, extraction and canonical layout are in its spec (svt/benchmarks/).
 """
 
 from __future__ import annotations
@@ -28,9 +22,9 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
 from tqdm import tqdm
 
+from svt import benchmarks
 from svt.config import load_yaml
 from svt.io import file_digest, save_json
 
@@ -218,22 +212,9 @@ def _staging(out: Path) -> Path:
     return tmp
 
 
-def download_dataset(dataset: str, cfg: dict, work: Path, workers: int = 4) -> dict:
-    """Every archive of a dataset into work/ (resumable); returns {role: path or [paths]}."""
-    work = Path(work)
-    if dataset == "kinetics400":
-        files = {"annotations": {}, "parts": {}}
-        for split in cfg["splits"]:
-            files["annotations"][split] = fetch(cfg["annotations"].format(split=split),
-                                                work / "annotations" / f"{split}.csv")
-            listing = fetch(cfg["part_list"].format(split=split), work / f"k400_{split}_path.txt")
-            urls = [u.strip() for u in listing.read_text().splitlines() if u.strip()]
-            files["parts"][split] = fetch_all([(u, work / split / Path(u).name, None) for u in urls], workers)
-        if cfg.get("replacement"):
-            files["replacement"] = fetch(cfg["replacement"], work / Path(cfg["replacement"]).name)
-        return files
-    if dataset == "ssv2":
-        return {"placed": check_ssv2_placement(Path(cfg["placed"]))}
+def videos_and_splits(dataset: str, cfg: dict, work: Path) -> dict:
+    """A videos archive and a splits archive (UCF-101, HMDB-51): {"videos": path, "splits": path}; where the host
+    is down, a copy placed by hand at `manual` is verified and used."""
     out = {}
     for role in ("videos", "splits"):
         spec = cfg[role]
@@ -252,85 +233,24 @@ def download_dataset(dataset: str, cfg: dict, work: Path, workers: int = 4) -> d
     return out
 
 
-def check_ssv2_placement(placed: Path) -> dict:
-    """The user-placed SSv2 files: the 20-chunk package or the newer 2-segment one, plus the labels zip."""
-    labels = sorted(placed.glob("*labels*.zip")) if placed.is_dir() else []
-    chunks = sorted(p for p in placed.glob("20bn-something-something-v2-??*") if not p.name.endswith(".zip")) \
-        if placed.is_dir() else []
-    wrapped = sorted(placed.glob("20bn-something-something-v2-??.zip")) if placed.is_dir() else []
-    if not labels or not (chunks or wrapped):
-        found = sorted(p.name for p in placed.iterdir()) if placed.is_dir() else f"no folder {placed}"
-        raise DownloadError(
-            f"SSv2 must be downloaded by hand (Qualcomm ID login, https://www.qualcomm.com/developer/software/"
-            f"something-something-v-2-dataset). Put into {placed}/:\n"
-            f"  - the video chunks: 20bn-something-something-v2-00 ... -19 (or their .zip wrappers), or the newer "
-            f"two segments -00 and -01\n  - the labels zip (20bn-something-something-download-package-labels.zip "
-            f"or labels.zip)\nthen rerun. Found: {found}")
-    return {"labels": labels[0], "chunks": chunks, "wrapped": wrapped}
+def _benchmark(dataset: str):
+    bench = benchmarks.get(dataset)
+    if bench.download is None or bench.extract is None:
+        raise ValueError(f"{dataset}: its benchmark spec has no download / extract")
+    return bench
+
+
+def download_dataset(dataset: str, cfg: dict, work: Path, workers: int = 4) -> dict:
+    """Every archive of a benchmark into work/ (resumable), by its spec; returns {role: path or [paths]}."""
+    return _benchmark(dataset).download(cfg, Path(work), workers)
 
 
 def extract_dataset(dataset: str, files: dict, out: Path) -> dict:
     """Archives -> canonical layout in out/ (staged, then renamed). Returns a manifest with counts."""
+    bench = _benchmark(dataset)
     out = Path(out)
     stage = _staging(out)
-    manifest = {"dataset": dataset}
-    if dataset == "kinetics400":
-        (stage / "annotations").mkdir()
-        for split, csv in files["annotations"].items():
-            shutil.copy(csv, stage / "annotations" / f"{split}.csv")
-            for part in tqdm(files["parts"][split], desc=f"extract {split}", unit="part"):
-                extract(part, stage / "videos" / split)
-            _flatten(stage / "videos" / split)
-        if files.get("replacement"):
-            rep = stage / "replacement"
-            extract(files["replacement"], rep)
-            replaced = 0
-            for video in rep.rglob("*.mp4"):
-                for split in files["annotations"]:
-                    dst = stage / "videos" / split / video.name
-                    if dst.exists():
-                        shutil.move(str(video), dst)
-                        replaced += 1
-            shutil.rmtree(rep)
-            manifest["replaced"] = replaced
-        manifest.update(k400_missing(stage))
-    elif dataset == "ucf101":
-        extract(files["videos"], stage)
-        extract(files["splits"], stage)
-        manifest["videos"] = sum(1 for _ in (stage / "UCF-101").rglob("*.avi"))
-    elif dataset == "hmdb51":
-        inner = stage / "class_rars"
-        extract(files["videos"], inner)
-        for rar in sorted(inner.rglob("*.rar")):
-            extract(rar, stage / "videos")
-        shutil.rmtree(inner)
-        extract(files["splits"], stage)
-        manifest["videos"] = sum(1 for _ in (stage / "videos").rglob("*.avi"))
-    elif dataset == "ssv2":
-        p = files["placed"]
-        raw = stage / "raw"
-        raw.mkdir()
-        for z in p["wrapped"]:
-            extract(z, raw)
-        chunks = sorted(set(p["chunks"]) | set(raw.glob("20bn-something-something-v2-??")))
-        with open(raw / "videos.tar.gz", "wb") as fh:  # the chunks are one split tar.gz
-            for c in chunks:
-                with open(c, "rb") as src:
-                    shutil.copyfileobj(src, fh, CHUNK)
-        extract(raw / "videos.tar.gz", stage)
-        extract(p["labels"], raw / "labels")
-        (stage / "labels").mkdir()
-        for new, old in (("labels", "something-something-v2-labels"), ("train", "something-something-v2-train"),
-                         ("validation", "something-something-v2-validation")):
-            hits = list((raw / "labels").rglob(f"{new}.json")) + list((raw / "labels").rglob(f"{old}.json"))
-            found = hits[0] if hits else None
-            if found is None:
-                raise DownloadError(f"{p['labels']}: has no {new}.json or {old}.json")
-            shutil.copy(found, stage / "labels" / f"{new}.json")
-        shutil.rmtree(raw)
-        manifest["videos"] = sum(1 for _ in (stage / "20bn-something-something-v2").glob("*.webm"))
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}")
+    manifest = {"dataset": dataset, **bench.extract(files, stage)}
     save_json(stage / "manifest.json", manifest)
     if out.exists():
         shutil.rmtree(out)
@@ -338,44 +258,9 @@ def extract_dataset(dataset: str, files: dict, out: Path) -> dict:
     return manifest
 
 
-def _flatten(folder: Path) -> None:
-    """CVDF parts unpack to nested folders; videos/<split>/ holds the files directly."""
-    for video in list(folder.rglob("*.mp4")):
-        if video.parent != folder:
-            video.replace(folder / video.name)
-    for d in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
-        if not any(d.iterdir()):
-            d.rmdir()
-
-
-def k400_missing(root: Path) -> dict:
-    """CSV rows without a video file: written to missing.csv, counted per split."""
-    from svt.datasets import k400_file_name, k400_label_name
-
-    counts, rows = {}, []
-    for csv in sorted((root / "annotations").glob("*.csv")):
-        split = csv.stem
-        df = pd.read_csv(csv)
-        present = {p.name for p in (root / "videos" / split).glob("*.mp4")}
-        names = [k400_file_name(y, s, e) for y, s, e in zip(df.youtube_id, df.time_start, df.time_end)]
-        miss = [n not in present for n in names]
-        counts[split] = {"rows": len(df), "present": len(df) - sum(miss), "missing": sum(miss)}
-        rows += [{"split": split, "file": n, "label": lab} for n, lab, m in zip(names, df.label, miss) if m]
-    pd.DataFrame(rows, columns=["split", "file", "label"]).to_csv(root / "missing.csv", index=False)
-    # One canonical class index: names with quotes and outer spaces stripped, sorted, 0-based (what the index
-    # and every evaluation use), and the list of videos actually present per split.
-    names = sorted({k400_label_name(x) for csv in (root / "annotations").glob("*.csv")
-                    for x in pd.read_csv(csv)["label"]})
-    (root / "classes.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(names)))
-    for split in counts:
-        present = sorted(p.name for p in (root / "videos" / split).glob("*.mp4"))
-        (root / f"present_{split}.txt").write_text("".join(f"videos/{split}/{n}\n" for n in present))
-    return {"splits": counts, "classes": len(names)}
-
-
 def add_download_arguments(p):
     p.add_argument("--dataset", required=True,
-                   choices=["kinetics400", "ucf101", "hmdb51", "ssv2", *WEIGHTS],
+                   choices=[*benchmarks.names(), *WEIGHTS],
                    help="a benchmark, or weights: spatial_init (DINO ImageNet), release (the authors' SVT teacher)")
     p.add_argument("--config", required=True, help="the dataset's downloads settings (inline or YAML)")
     p.add_argument("--work", help="download folder (resumable); spatial_init: unused")

@@ -27,66 +27,40 @@ from tqdm import tqdm
 
 from svt import stats
 from svt.checkpoint import load_checkpoint
-from svt.config import merge
 from svt.data import EvalDataset, make_loader
 from svt.device import autocast
 from svt.io import file_digest, save_json
 from svt.model import VisionTransformer, backbone_config
+from svt.settings import Evaluation, to_dict
 
 log = logging.getLogger("svt.evaluate")
-
-DEFAULTS = {
-    # Only for `random` and DINO ImageNet checkpoints; an SVT checkpoint's own .json sidecar names its model.
-    "model": {"preset": "vit_base_patch16", "num_frames": 16},
-    "slow_fast": True,
-    "slow_clip": {"frames": 8, "size": 224},
-    "fast_clip": {"frames": 64, "size": 96},
-    "crops": 3,
-    "flip": True,  # false for flip-sensitive classes (SSv2 "left to right")
-    "batch_size": 32,
-    "precision": "auto",
-    "data": {"workers": 2, "decode_threads": 1},
-    "seed": 0,
-    "linear": {"epochs": 20, "lr": 8.0e-3, "momentum": 0.9, "weight_decay": 0.0,
-               # Random training clips drawn per video and cached (the backbone is frozen); epoch e reads copy
-               # e % feature_copies. feature_copies = epochs is the exact protocol, fewer trades augmentation
-               # diversity for feature-extraction time.
-               "feature_copies": 20},
-    "knn": {"k": 5, "temperature": 0.07},
-    "finetune": {"epochs": 15, "lr": 5.0e-3, "lr_steps": [11, 14], "lr_step_factor": 0.1, "momentum": 0.9,
-                 "weight_decay": 1.0e-4, "dropout": 0.5, "checkpoint_every": 200, "keep_checkpoints": 2},
-}
 
 SCHEMA = json.loads(resources.files("svt").joinpath("schemas/metrics.schema.json").read_text())
 
 
-def eval_config(cfg: dict | None) -> dict:
-    return merge(DEFAULTS, cfg)
-
-
-def clip_specs(cfg: dict) -> list[tuple[int, int]]:
+def clip_specs(cfg: Evaluation) -> list[tuple[int, int]]:
     """(frames, size) of the clips fused per video: slow and fast, or slow alone."""
-    slow = (cfg["slow_clip"]["frames"], cfg["slow_clip"]["size"])
-    fast = (cfg["fast_clip"]["frames"], cfg["fast_clip"]["size"])
-    return [slow, fast] if cfg["slow_fast"] else [slow]
+    slow = (cfg.slow_clip.frames, cfg.slow_clip.size)
+    fast = (cfg.fast_clip.frames, cfg.fast_clip.size)
+    return [slow, fast] if cfg.slow_fast else [slow]
 
 
-def config_hash(cfg: dict, checkpoint: str) -> str:
-    blob = json.dumps({"config": cfg, "checkpoint": str(checkpoint)}, sort_keys=True).encode()
+def config_hash(cfg: Evaluation, checkpoint: str) -> str:
+    blob = json.dumps({"config": to_dict(cfg), "checkpoint": str(checkpoint)}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load_backbone(checkpoint: str, cfg: dict, device) -> tuple[VisionTransformer, dict]:
+def load_backbone(checkpoint: str, cfg: Evaluation, device) -> tuple[VisionTransformer, dict]:
     """The backbone to evaluate and where it came from. An SVT checkpoint's sidecar JSON (written by
     `svt pretrain`) fixes the architecture; otherwise `model` in the config does."""
-    model_cfg = dict(cfg["model"])
+    model_cfg = vars(cfg.model)
     sidecar = Path(str(checkpoint) + ".json")
     if checkpoint != "random" and sidecar.exists():
         model_cfg = json.loads(sidecar.read_text())["config"]["model"]
     model_cfg = dict(model_cfg)
     preset = model_cfg.pop("preset")
     model_cfg.pop("drop_path_rate", None)  # evaluation backbones run without stochastic depth
-    torch.manual_seed(cfg["seed"])  # so `random` is one fixed network in every protocol and every rerun
+    torch.manual_seed(cfg.seed)  # so `random` is one fixed network in every protocol and every rerun
     backbone = VisionTransformer(backbone_config(preset, **model_cfg))
     source = {"checkpoint": str(checkpoint), "preset": preset, "format": "random"}
     if checkpoint != "random":
@@ -108,9 +82,10 @@ def class_names(index: pd.DataFrame) -> list[str]:
     return names
 
 
-def eval_datasets(index: pd.DataFrame, root: str, cfg: dict, train_split: str = "train", test_split: str = "val"):
-    common = dict(clips=clip_specs(cfg), crops=cfg["crops"], flip=cfg["flip"], seed=cfg["seed"],
-                  num_threads=cfg["data"]["decode_threads"])
+def eval_datasets(index: pd.DataFrame, root: str, cfg: Evaluation, train_split: str = "train",
+                  test_split: str = "val"):
+    common = dict(clips=clip_specs(cfg), crops=cfg.crops, flip=cfg.flip, seed=cfg.seed,
+                  num_threads=cfg.data.decode_threads)
     return (EvalDataset(index, root, train_split, "train", **common),
             EvalDataset(index, root, test_split, "test", **common))
 
@@ -125,11 +100,11 @@ def fused_features(backbone: VisionTransformer, clips: list[torch.Tensor]) -> to
 
 
 @torch.no_grad()
-def extract(backbone: VisionTransformer, dataset: EvalDataset, cfg: dict, device, amp, desc: str) -> dict:
+def extract(backbone: VisionTransformer, dataset: EvalDataset, cfg: Evaluation, device, amp, desc: str) -> dict:
     """Features of every video: {"features": (N[, crops], D) float32, "labels": (N,), "skipped": [paths]}.
     Videos that fail to decode at test time get label -1 and are listed, not guessed."""
     backbone.eval()
-    loader = make_loader(dataset, cfg["batch_size"], cfg["data"]["workers"], shuffle=False, seed=cfg["seed"])
+    loader = make_loader(dataset, cfg.batch_size, cfg.data.workers, shuffle=False, seed=cfg.seed)
     feats, labels, skipped = [], [], []
     for batch in tqdm(loader, desc=desc, unit="batch"):
         with autocast(device, amp):
@@ -161,13 +136,13 @@ def top1_interval(top1: float, videos: int) -> dict:
     return {"low": round(low, 4), "high": round(high, 4), "correct": k, "method": stats.METHOD}
 
 
-def write_metrics(path: str, result: dict, *, model: str, protocol: str, dataset: str, cfg: dict, source: dict,
+def write_metrics(path: str, result: dict, *, model: str, protocol: str, dataset: str, cfg: Evaluation, source: dict,
                   skipped: list[str], num_classes: int, seconds: float) -> dict:
     out = {**result, "top1_interval": top1_interval(result["top1"], result["videos_evaluated"]),
            "model": model, "protocol": protocol, "dataset": dataset, "videos_skipped": len(skipped),
            "skipped": skipped, "num_classes": num_classes, "chance_top1": 100.0 / num_classes,
-           "slow_fast": bool(cfg["slow_fast"]), "clips": [list(c) for c in clip_specs(cfg)], "crops": cfg["crops"],
-           "checkpoint": source, "config": cfg, "config_hash": config_hash(cfg, source["checkpoint"]),
+           "slow_fast": bool(cfg.slow_fast), "clips": [list(c) for c in clip_specs(cfg)], "crops": cfg.crops,
+           "checkpoint": source, "config": to_dict(cfg), "config_hash": config_hash(cfg, source["checkpoint"]),
            "seconds": round(seconds, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     jsonschema.validate(out, SCHEMA)
     save_json(path, out)

@@ -13,6 +13,7 @@ interruption computes only the videos no part holds, then joins the parts into O
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -21,13 +22,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from svt import settings
 from svt.config import load_settings
 from svt.data import EvalDataset
 from svt.datasets import VIDEO_SUFFIXES, videos_in
 from svt.device import autocast_dtype, init_distributed
-from svt.evaluate import clip_specs, eval_config, extract, load_backbone
+from svt.evaluate import clip_specs, extract, load_backbone
 from svt.io import atomic_write, fingerprint
 from svt.model import PRESETS
+from svt.settings import Evaluation
 from svt.video import DecodeError, probe
 
 log = logging.getLogger("svt.features")
@@ -81,18 +84,20 @@ def read_parts(parts: Path) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in files])
 
 
-def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: dict, batch: int = 16) -> dict:
-    cfg = eval_config(cfg)
+def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: Evaluation | dict,
+                     batch: int = 16) -> dict:
+    cfg = settings.evaluation(cfg)
     out = Path(out)
     table = list_videos(videos)
     d = init_distributed()
     backbone, source = load_backbone(checkpoint, cfg, d.device)
-    amp = autocast_dtype(d.device, cfg["precision"])
+    amp = autocast_dtype(d.device, cfg.precision)
     index, failed = probe_videos(table)
     for f in failed:
         log.warning("skipped (cannot be decoded): %s: %s", f["path"], f["reason"])
     # parts of another checkpoint or other clip settings are not reused
-    what = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "seed")}
+    plain = settings.to_dict(cfg)
+    what = {k: plain[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "seed")}
     parts = out.with_name(out.name + ".parts") / fingerprint(what, checkpoint)
     parts.mkdir(parents=True, exist_ok=True)
     done = read_parts(parts)
@@ -100,11 +105,12 @@ def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: 
     log.info("%d videos: %d from an earlier run, %d to compute, %d undecodable", len(table), len(done), len(todo),
              len(failed))
     computed = 0
+    in_process = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, workers=0))
     for start in range(0, len(todo), batch):
         chunk = todo.iloc[start:start + batch].reset_index(drop=True)
-        dataset = EvalDataset(chunk, "/", "all", "test", clips=clip_specs(cfg), crops=cfg["crops"],
-                              flip=cfg["flip"], seed=cfg["seed"], num_threads=cfg["data"]["decode_threads"])
-        got = extract(backbone, dataset, {**cfg, "data": {**cfg["data"], "workers": 0}}, d.device, amp,
+        dataset = EvalDataset(chunk, "/", "all", "test", clips=clip_specs(cfg), crops=cfg.crops,
+                              flip=cfg.flip, seed=cfg.seed, num_threads=cfg.data.decode_threads)
+        got = extract(backbone, dataset, in_process, d.device, amp,
                       f"features {start // batch + 1}/{-(-len(todo) // batch)}")
         keep = got["labels"] >= 0  # a video that broke after probing is listed, not guessed
         for p in np.asarray(chunk["path"])[~keep.numpy()]:
@@ -123,7 +129,7 @@ def compute_features(checkpoint: str, videos: str | Path, out: str | Path, cfg: 
     atomic_write(out, lambda tmp: every.to_parquet(tmp, index=False))
     summary = {"videos": len(table), "written": len(every), "computed": computed, "reused": len(every) - computed,
                "skipped": failed, "checkpoint": source, "clips": [list(c) for c in clip_specs(cfg)],
-               "crops": cfg["crops"]}
+               "crops": cfg.crops}
     atomic_write(Path(f"{out}.json"), lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
 

@@ -21,7 +21,8 @@ import torch.nn.functional as F  # noqa: E402
 from svt import augment  # noqa: E402
 from svt.config import load_settings  # noqa: E402
 from svt.data import crop_resize, ok_rows  # noqa: E402
-from svt.evaluate import eval_config, load_backbone  # noqa: E402
+from svt.evaluate import load_backbone  # noqa: E402
+from svt.settings import evaluation  # noqa: E402
 from svt.index import read_index  # noqa: E402
 from svt.io import atomic_write  # noqa: E402
 from svt.model import PRESETS  # noqa: E402
@@ -51,10 +52,10 @@ def centre_clip(path: str | Path, num_frames: int, backend: str, frames: int, si
 
 def attention_figure(models: list[tuple[str, str]], index_path: str, root: str, cfg: dict, out: str,
                      videos: int = 2, frames: int = 4, split: str = "val") -> None:
-    cfg = eval_config(cfg)
+    cfg = evaluation(cfg)
     rows = ok_rows(read_index(index_path), split)
     picks = rows.iloc[np.linspace(0, len(rows) - 1, videos).round().astype(int)]
-    size = cfg["slow_clip"]["size"]
+    size = cfg.slow_clip.size
     clips, images = [], []
     for row in picks.itertuples():
         image, clip = centre_clip(Path(root) / row.path, int(row.frames), row.backend, frames, size)
@@ -101,9 +102,9 @@ def clip_attention(checkpoint: str, video: str, cfg: dict, out: str, frames: int
     """Figure 3's rendering for one clip and one checkpoint: the last block's CLS-to-patch attention over
     `frames` uniformly sampled frames, the mean over heads and every head on its own. The maps drawn,
     (T, heads, h, w) = backbone.last_attention of the clip, are saved beside the figure (.npz) and returned."""
-    cfg = eval_config(cfg)
+    cfg = evaluation(cfg)
     info = probe(video, deep=True)  # exact frames: sequential decoding where random access is not exact
-    size = cfg["slow_clip"]["size"]
+    size = cfg.slow_clip.size
     image, clip = centre_clip(video, info.frames, info.backend, frames, size)
     backbone, _ = load_backbone(checkpoint, cfg, torch.device("cpu"))
     backbone.eval()

@@ -8,28 +8,22 @@ Checkpoints and exact resume work as in `svt pretrain` (work folder outside Snak
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
-from svt.checkpoint import last_logged, resume, save_training_state, set_rng_state
+from svt import engine, schedules
+from svt import settings as settings_mod
 from svt.config import load_settings
-from svt.data import make_loader
-from svt.device import autocast, autocast_dtype, init_distributed, replica_digests
-from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract, fused_features,
-                          load_backbone, metrics, write_metrics)
+from svt.device import autocast, autocast_dtype
+from svt.evaluate import (add_common_arguments, class_names, eval_datasets, extract, fused_features, load_backbone,
+                          metrics, write_metrics)
 from svt.index import read_index
-from svt.io import fingerprint, remove_stale_temps
-from svt.pretrain import NonFiniteLoss, param_groups
-from svt.sampler import rank_sampler
+from svt.settings import Evaluation
 
 log = logging.getLogger("svt.finetune")
 
@@ -49,123 +43,74 @@ class VideoClassifier(nn.Module):
         return self.head(self.dropout(fused_features(self.backbone, clips)))
 
 
-def step_schedule(lr: float, steps: list[int], factor: float, epochs: int, iters_per_epoch: int) -> np.ndarray:
-    """lr x factor^(number of step epochs passed), one entry per iteration (TimeSformer's steps_with_relative_lrs)."""
-    epoch = np.arange(epochs * iters_per_epoch) // iters_per_epoch
-    return lr * factor ** np.searchsorted(np.asarray(steps), epoch, side="right")
+class Finetuner(engine.Task):
+    """The classifier, SGD with momentum and the step-decayed lr."""
+
+    name = "finetune"
+
+    def __init__(self, s: Evaluation, model: VideoClassifier, d, iters_per_epoch: int):
+        f = s.finetune
+        self.d, self.model = d, model
+        self.ddp = DistributedDataParallel(model) if d.enabled else model
+        self.optimizer = torch.optim.SGD(schedules.param_groups(model), lr=f.lr, momentum=f.momentum,
+                                         weight_decay=f.weight_decay)
+        self.lr = schedules.step_schedule(f.lr, f.lr_steps, f.lr_step_factor, f.epochs, iters_per_epoch)
+        self.amp = autocast_dtype(d.device, s.precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+
+    def step(self, batch: dict, it: int, epoch: int) -> dict:
+        clips = [c.to(self.d.device, non_blocking=True) for c in batch["clips"]]
+        schedules.set_lr(self.optimizer, float(self.lr[it]))
+        with autocast(self.d.device, self.amp):
+            logits = self.ddp(clips)
+        loss = F.cross_entropy(logits.float(), batch["label"].to(self.d.device))
+        engine.check_finite(loss, it, epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {"loss": loss.item(), "lr": float(self.lr[it])}
 
 
-def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str, work: str,
-        out: str) -> dict:
+def run(cfg: Evaluation | dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str,
+        work: str, out: str) -> dict:
     t0 = time.time()
-    cfg = eval_config(cfg)
-    fcfg = cfg["finetune"]
-    d = init_distributed()
-
-    # data
+    s = settings_mod.evaluation(cfg)
+    d = engine.distributed()
     index = read_index(index_path)
     names = class_names(index)
-    train_set, test_set = eval_datasets(index, root, cfg)
-    sampler, per_rank, iters_per_epoch = rank_sampler(len(train_set), cfg["batch_size"], d, cfg["seed"],
-                                                      "batch_size")
+    train_set, test_set = eval_datasets(index, root, s)
+    loop = engine.Loop(d, train_set, s.batch_size, "batch_size", s.finetune.epochs, s.seed, s.data.workers, work,
+                       s.finetune.checkpoint_every, s.finetune.keep_checkpoints)
 
-    # model: identical on every rank (load_backbone seeds), then per-rank random streams (dropout, drop path)
-    backbone, source = load_backbone(checkpoint, cfg, d.device)
-    work_dir = Path(work)  # created once the inputs have loaded: bad input leaves nothing behind
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if d.is_main:
-        remove_stale_temps(out, folder=work_dir)
-    model = VideoClassifier(backbone, len(names), fcfg["dropout"]).to(d.device)
-    torch.manual_seed(cfg["seed"] + d.rank)
-    np.random.seed(cfg["seed"] + d.rank)
-    model_ddp = DistributedDataParallel(model) if d.enabled else model
-
-    # optimiser and schedule
-    epochs = fcfg["epochs"]
-    optimizer = torch.optim.SGD(param_groups(model), lr=fcfg["lr"], momentum=fcfg["momentum"],
-                                weight_decay=fcfg["weight_decay"])
-    lr_s = step_schedule(fcfg["lr"], fcfg["lr_steps"], fcfg["lr_step_factor"], epochs, iters_per_epoch)
-    amp = autocast_dtype(d.device, cfg["precision"])
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-
-    # resume
-    it = 0
-    trajectory = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "flip", "seed", "batch_size",
-                                      "precision")}
-    trajectory["finetune"] = {k: v for k, v in fcfg.items() if k not in ("checkpoint_every", "keep_checkpoints")}
-    run_id = fingerprint(trajectory, index_path, checkpoint)
-    state = resume(work_dir, run_id, d)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        it = int(state["iteration"])
-        set_rng_state(state["rng"][d.rank])
-        if d.is_main:
-            log.info("resumed from iteration %d", it)
-
-    def save(it: int):
-        save_training_state(work_dir, it, d, fcfg["keep_checkpoints"], {
-            "format": "svt-finetune", "run": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": it // iters_per_epoch, "config": json.loads(json.dumps(cfg))})
-
-    total = epochs * iters_per_epoch
-    metrics_f = open(work_dir / "metrics.jsonl", "a") if d.is_main else None
-    bar = tqdm(total=total, initial=it, desc="finetune", unit="it", disable=not d.is_main)
-    while it < total:
-        epoch = it // iters_per_epoch
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch, start_batch=it % iters_per_epoch)
-        model.train()
-        loader = make_loader(train_set, per_rank, cfg["data"]["workers"], shuffle=False, seed=cfg["seed"],
-                             sampler=sampler, drop_last=True)
-        for batch in loader:
-            clips = [c.to(d.device, non_blocking=True) for c in batch["clips"]]
-            for g in optimizer.param_groups:
-                g["lr"] = float(lr_s[it])
-            with autocast(d.device, amp):
-                logits = model_ddp(clips)
-            loss = F.cross_entropy(logits.float(), batch["label"].to(d.device))
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss is {loss.item()} at iteration {it} (epoch {epoch}); "
-                                    f"the last good checkpoint in {work_dir} is kept")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            it += 1
-            if d.is_main:
-                metrics_f.write(json.dumps({"iteration": it, "epoch": epoch, "loss": loss.item(),
-                                            "lr": float(lr_s[it - 1]), "decode_failures": len(batch["failed"])})
-                                + "\n")
-                metrics_f.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-            if it % fcfg["checkpoint_every"] == 0 or it % iters_per_epoch == 0:
-                save(it)
-            if it >= total:
-                break
-    bar.close()
-    digests = replica_digests(model, d)
+    # model: identical on every rank (load_backbone seeds); the engine then gives each rank its own random stream
+    backbone, source = load_backbone(checkpoint, s, d.device)
+    model = VideoClassifier(backbone, len(names), s.finetune.dropout).to(d.device)
+    task = Finetuner(s, model, d, loop.iters_per_epoch)
+    summary = engine.train(loop, task, s, (index_path, checkpoint), outputs=(out,))
 
     result = None
     if d.is_main:
-        metrics_f.close()
         model.eval()
-        test = extract(model.backbone, test_set, cfg, d.device, amp, "test")
+        test = extract(model.backbone, test_set, s, d.device, task.amp, "test")
         with torch.no_grad():
             probs = model.head(test["features"].to(d.device)).float().softmax(-1).mean(1).cpu()
-        result = write_metrics(out, {**metrics(probs, test["labels"], names),
-                                     # from the log: also when a rerun resumes a run that had already ended
-                                     "finetune": {"iterations": total,
-                                                  "final_train_loss": last_logged(work_dir).get("loss"),
-                                                  "world_size": d.world_size, "replica_sha256": digests}},
-                               model=model_name, protocol="finetune", dataset=dataset, cfg=cfg, source=source,
+        finetune = {"iterations": summary["iterations"], "final_train_loss": summary["final"].get("loss"),
+                    "world_size": d.world_size, "replica_sha256": summary["replica_sha256"]}
+        result = write_metrics(out, {**metrics(probs, test["labels"], names), "finetune": finetune},
+                               model=model_name, protocol="finetune", dataset=dataset, cfg=s, source=source,
                                skipped=test["skipped"], num_classes=len(names), seconds=time.time() - t0)
         log.info("%s fine-tune top-1 %.2f (chance %.2f)", dataset, result["top1"], result["chance_top1"])
-    if d.enabled:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    engine.finish(d)
     return result
 
 
@@ -175,6 +120,6 @@ def add_finetune_arguments(p):
 
 def run_finetune(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = load_settings(args.config, "evaluation")
-    run(cfg, args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out)
+    s = settings_mod.evaluation(load_settings(args.config, "evaluation"))
+    run(s, args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out)
     return 0

@@ -21,13 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from svt.datasets import (
-    DATASETS,
-    LAYOUTS,
-    annotation_file,
-    read_annotations,
-    read_layout,
-)
+from svt import benchmarks
+from svt.datasets import LAYOUTS, annotation_file, read_annotations, read_layout
 from svt.io import atomic_write, save_json
 from svt.video import DecodeError, probe
 
@@ -129,14 +124,15 @@ def read_index(path: str | Path) -> pd.DataFrame:
 
 def add_index_arguments(p):
     p.add_argument("--dataset", required=True,
-                   help=f"a benchmark ({', '.join(DATASETS)}), or any name with --layout (your own videos)")
+                   help=f"a benchmark ({', '.join(benchmarks.names())}), or any name with --layout (your own "
+                        "videos)")
     p.add_argument("--layout", choices=LAYOUTS, help="your own videos: class folders, or a CSV path,label[,split]")
     p.add_argument("--csv", help="layout csv: the CSV file")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="your own videos without a given split: the fraction drawn (seeded) for val")
     p.add_argument("--seed", type=int, default=0, help="seed of that draw")
     p.add_argument("--split-file", help="where the drawn split is written and read back (default: OUT.split.csv)")
-    p.add_argument("--root", required=True, help="dataset root (layout: see svt/datasets.py)")
+    p.add_argument("--root", required=True, help="dataset root (layouts: svt/benchmarks/, your own: svt/datasets.py)")
     p.add_argument("--out", required=True, help="index table (.parquet or .csv)")
     p.add_argument("--summary", help="summary JSON (default: <out>.summary.json)")
     p.add_argument("--split", type=int, default=1, help="official split number (UCF-101 / HMDB-51)")
@@ -177,14 +173,14 @@ def run_index(args) -> int:
         raise ValueError(f"--root {args.root}: no such folder")
     layout = None
     if args.layout:
-        if args.dataset in DATASETS:
+        if args.dataset in benchmarks.names():
             raise ValueError(f"--dataset {args.dataset} is a benchmark with its own layout; give your dataset "
                              "another name")
         layout = {"layout": args.layout, "csv": args.csv, "val_fraction": args.val_fraction, "seed": args.seed,
                   "split_file": args.split_file or out.with_suffix(".split.csv")}
-    elif args.dataset not in DATASETS:
-        raise ValueError(f"--dataset {args.dataset}: not a benchmark ({', '.join(DATASETS)}); your own videos need "
-                         f"--layout ({' or '.join(LAYOUTS)})")
+    elif args.dataset not in benchmarks.names():
+        raise ValueError(f"--dataset {args.dataset}: not a benchmark ({', '.join(benchmarks.names())}); your own "
+                         f"videos need --layout ({' or '.join(LAYOUTS)})")
     previous = read_index(out) if out.exists() else None
     df = build_index(args.dataset, args.root, args.split, args.deep, args.workers, previous, layout)
     check_usable(df, args.dataset, args.root, args.split, args.warn_quarantined)

@@ -17,20 +17,23 @@ import torch
 import torch.nn.functional as F
 
 from svt.checkpoint import save_checkpoint, torch_load
+from svt import settings as settings_mod
 from svt.config import load_settings
 from svt.device import autocast_dtype, init_distributed
-from svt.evaluate import (add_common_arguments, class_names, eval_config, eval_datasets, extract,
-                          load_backbone, metrics, write_metrics)
+from svt.evaluate import (add_common_arguments, class_names, eval_datasets, extract, load_backbone, metrics,
+                          write_metrics)
 from svt.index import read_index
 from svt.io import fingerprint
-from svt.pretrain import cosine_schedule
+from svt.schedules import cosine_schedule, set_lr
+from svt.settings import Evaluation
 
 log = logging.getLogger("svt.linear")
 
 
-def feature_key(cfg: dict, checkpoint: str, index_path: str) -> str:
+def feature_key(cfg: Evaluation, checkpoint: str, index_path: str) -> str:
     """Cache folder name: changes with anything that changes the features (weights, data, clips, seed)."""
-    what = {k: cfg[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "flip", "seed")}
+    plain = settings_mod.to_dict(cfg)
+    what = {k: plain[k] for k in ("model", "slow_fast", "slow_clip", "fast_clip", "crops", "flip", "seed")}
     return fingerprint(what, index_path, checkpoint)
 
 
@@ -42,29 +45,28 @@ def cached(path: Path, compute) -> dict:
     return out
 
 
-def train_linear(train: list[dict], num_classes: int, cfg: dict) -> tuple[torch.nn.Linear, float]:
+def train_linear(train: list[dict], num_classes: int, cfg: Evaluation) -> tuple[torch.nn.Linear, float]:
     """Linear layer on cached features; epoch e uses feature copy e % len(train)."""
-    lcfg = cfg["linear"]
-    torch.manual_seed(cfg["seed"])
+    lcfg = cfg.linear
+    torch.manual_seed(cfg.seed)
     dim = train[0]["features"].shape[-1]
     head = torch.nn.Linear(dim, num_classes)
     torch.nn.init.normal_(head.weight, std=0.01)  # official eval_linear init
     torch.nn.init.zeros_(head.bias)
-    optimizer = torch.optim.SGD(head.parameters(), lr=lcfg["lr"], momentum=lcfg["momentum"],
-                                weight_decay=lcfg["weight_decay"])
+    optimizer = torch.optim.SGD(head.parameters(), lr=lcfg.lr, momentum=lcfg.momentum,
+                                weight_decay=lcfg.weight_decay)
     n = len(train[0]["labels"])
-    batch = cfg["batch_size"]
+    batch = cfg.batch_size
     iters = -(-n // batch)
-    lr_s = cosine_schedule(lcfg["lr"], 0.0, lcfg["epochs"], iters)
-    rng = np.random.default_rng(cfg["seed"])
+    lr_s = cosine_schedule(lcfg.lr, 0.0, lcfg.epochs, iters)
+    rng = np.random.default_rng(cfg.seed)
     it, loss = 0, float("nan")
-    for epoch in range(lcfg["epochs"]):
+    for epoch in range(lcfg.epochs):
         copy = train[epoch % len(train)]
         perm = torch.from_numpy(rng.permutation(n))
         for b in range(iters):
             idx = perm[b * batch:(b + 1) * batch]
-            for g in optimizer.param_groups:
-                g["lr"] = float(lr_s[it])
+            set_lr(optimizer, float(lr_s[it]))
             out = F.cross_entropy(head(copy["features"][idx]), copy["labels"][idx])
             optimizer.zero_grad(set_to_none=True)
             out.backward()
@@ -84,10 +86,10 @@ def knn_probs(train: dict, test: dict, num_classes: int, k: int, temperature: fl
     return votes / votes.sum(1, keepdim=True)
 
 
-def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str, work: str,
+def run(cfg: Evaluation | dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str, work: str,
         out: str, knn_out: str | None = None) -> dict:
     t0 = time.time()
-    cfg = eval_config(cfg)
+    cfg = settings_mod.evaluation(cfg)
     d = init_distributed()
     if d.enabled:
         raise ValueError("svt linear runs in one process (the backbone is frozen); launch it without torchrun")
@@ -96,15 +98,16 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
     backbone, source = load_backbone(checkpoint, cfg, d.device)  # bad inputs fail here, before anything is written
     work_dir = Path(work) / f"features-{feature_key(cfg, checkpoint, index_path)}"
     work_dir.mkdir(parents=True, exist_ok=True)
-    amp = autocast_dtype(d.device, cfg["precision"])
+    amp = autocast_dtype(d.device, cfg.precision)
     train_set, test_set = eval_datasets(index, root, cfg)
 
     test = cached(work_dir / "features_test.pt", lambda: extract(backbone, test_set, cfg, d.device, amp, "test"))
     train = []
-    for c in range(cfg["linear"]["feature_copies"]):
+    copies = cfg.linear.feature_copies
+    for c in range(copies):
         def compute(c=c):
             train_set.set_epoch(c)
-            return extract(backbone, train_set, cfg, d.device, amp, f"train {c + 1}/{cfg['linear']['feature_copies']}")
+            return extract(backbone, train_set, cfg, d.device, amp, f"train {c + 1}/{copies}")
         train.append(cached(work_dir / f"features_train_{c:03d}.pt", compute))
 
     head, loss = train_linear(train, len(names), cfg)
@@ -117,7 +120,7 @@ def run(cfg: dict, checkpoint: str, index_path: str, root: str, dataset: str, mo
                            protocol="linear", seconds=time.time() - t0, **common)
     log.info("%s linear top-1 %.2f (chance %.2f)", dataset, result["top1"], result["chance_top1"])
     if knn_out:
-        k, temp = cfg["knn"]["k"], cfg["knn"]["temperature"]
+        k, temp = cfg.knn.k, cfg.knn.temperature
         knn = metrics(knn_probs(train[0], test, len(names), k, temp), test["labels"], names)
         write_metrics(knn_out, {**knn, "knn": {"k": k, "temperature": temp}}, protocol="knn",
                       seconds=time.time() - t0, **common)
@@ -131,6 +134,6 @@ def add_linear_arguments(p):
 
 def run_linear(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = load_settings(args.config, "evaluation")
+    cfg = settings_mod.evaluation(load_settings(args.config, "evaluation"))
     run(cfg, args.checkpoint, args.index, args.root, args.dataset, args.model, args.work, args.out, args.knn_out)
     return 0

@@ -9,7 +9,8 @@ The object's position, size and angle at the middle frame are drawn independentl
 frame says nothing about a motion class: only frame-to-frame change does.
 
 Sets, written as real files in each dataset's container, codec, folder layout and annotation format (so the
-same indexer and loaders read them, see svt/datasets.py):
+same indexer and loaders read them; each benchmark's spec in svt/benchmarks/ gives its codec, classes, file
+names and annotation files):
 - kinetics400 (mini-K400): h264 .mp4, CVDF-style CSV; appearance-heavy classes (shape x colour), random motion.
 - ucf101 (mini-UCF-101): mpeg4 .avi, classInd / trainlist / testlist; classes = motion x shape.
 - hmdb51 (mini-HMDB-51): mpeg4 .avi, split files with tags 0/1/2; classes = motion x colour.
@@ -18,7 +19,6 @@ same indexer and loaders read them, see svt/datasets.py):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from svt.datasets import DATASETS, k400_file_name
+from svt import benchmarks
 from svt.io import atomic_write
 
 MOTIONS = ["right", "left", "up", "down", "rotate_cw", "rotate_ccw", "grow", "shrink",
@@ -39,19 +39,6 @@ SHAPES = ["square", "triangle", "cross", "bar", "disk", "ring"]
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
            "magenta": (210, 50, 200), "cyan": (40, 210, 220)}
 TEXTURES = ["solid", "stripes", "checker"]
-SSV2_TEMPLATES = {
-    "right": "Moving [something] from left to right", "left": "Moving [something] from right to left",
-    "up": "Moving [something] up", "down": "Moving [something] down",
-    "rotate_cw": "Turning [something] clockwise", "rotate_ccw": "Turning [something] counterclockwise",
-    "grow": "Approaching [something] with your camera", "shrink": "Moving away from [something] with your camera",
-    "oscillate_horizontal": "Shaking [something] left and right",
-    "oscillate_vertical": "Shaking [something] up and down",
-    "right_fast": "Pushing [something] quickly from left to right", "pulse": "Squeezing [something] repeatedly",
-}
-CODECS = {"kinetics400": ("libx264", ".mp4"), "ucf101": ("mpeg4", ".avi"), "hmdb51": ("mpeg4", ".avi"),
-          "ssv2": ("libvpx-vp9", ".webm")}
-
-
 @dataclass(frozen=True)
 class Appearance:
     shape: str
@@ -72,16 +59,9 @@ class SynthConfig:
 
 def class_specs(dataset: str, n: int) -> list[dict]:
     """The first n classes of a set: each fixes motion and/or appearance attributes (None = random)."""
-    if dataset == "ssv2":
-        specs = [{"motion": m} for m in MOTIONS]
-    elif dataset == "kinetics400":
-        specs = [{"shape": s, "colour": c} for c in COLOURS for s in SHAPES]
-    elif dataset == "ucf101":
-        specs = [{"motion": m, "shape": s} for s in SHAPES for m in MOTIONS]
-    elif dataset == "hmdb51":
-        specs = [{"motion": m, "colour": c} for c in COLOURS for m in MOTIONS]
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if dataset not in benchmarks.names():
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(benchmarks.names())}")
+    specs = benchmarks.get(dataset).synthetic.classes
     if n > len(specs):
         raise ValueError(f"synth: {dataset} has at most {len(specs)} classes, config asks for {n}")
     # Interleave so that small n already mixes attributes (e.g. UCF: different motions AND shapes).
@@ -89,15 +69,13 @@ def class_specs(dataset: str, n: int) -> list[dict]:
     return [specs[i] for i in order[:n]]
 
 
+def words(spec: dict) -> list[str]:
+    """A class spec's fixed attributes, in the order class names use them."""
+    return [spec[k] for k in ("motion", "colour", "shape") if k in spec]
+
+
 def class_name(dataset: str, spec: dict) -> str:
-    if dataset == "ssv2":
-        return SSV2_TEMPLATES[spec["motion"]].replace("[", "").replace("]", "")
-    words = [spec[k] for k in ("motion", "colour", "shape") if k in spec]
-    if dataset == "kinetics400":
-        return " ".join(w.replace("_", " ") for w in words) + " (synthetic)"
-    if dataset == "ucf101":
-        return "".join(p.capitalize() for w in words for p in w.split("_"))
-    return "_".join(words)
+    return benchmarks.get(dataset).synthetic.class_name(spec)
 
 
 def _trajectory(motion: str, frames: int, w: int, h: int, rng: np.random.Generator):
@@ -230,13 +208,13 @@ def encode(frames: np.ndarray, path: Path, codec: str, fps: int) -> None:
 
 def _video_job(job) -> None:
     dataset, seed, k, spec, cfg, path = job
-    rng = np.random.default_rng([seed, DATASETS.index(dataset), k])
+    synthetic = benchmarks.get(dataset).synthetic
+    rng = np.random.default_rng([seed, synthetic.stream, k])
     look = Appearance(spec.get("shape") or SHAPES[rng.integers(len(SHAPES))],
                       spec.get("colour") or list(COLOURS)[rng.integers(len(COLOURS))],
                       TEXTURES[rng.integers(len(TEXTURES))])
     motion = spec.get("motion") or MOTIONS[rng.integers(len(MOTIONS))]
-    codec, _ = CODECS[dataset]
-    encode(render(motion, look, cfg, rng), Path(path), codec, cfg.fps)
+    encode(render(motion, look, cfg, rng), Path(path), synthetic.codec, cfg.fps)
 
 
 def _plan(dataset: str, cfg: SynthConfig, seed: int) -> list[dict]:
@@ -249,67 +227,14 @@ def _plan(dataset: str, cfg: SynthConfig, seed: int) -> list[dict]:
             for j in range(count):
                 k = len(records)
                 records.append({"label": label, "name": name, "spec": spec, "split": split, "k": k, "j": j})
+    place = benchmarks.get(dataset).synthetic.place
     for r in records:
-        digest = hashlib.sha1(f"{seed}:{dataset}:{r['k']}".encode()).hexdigest()
-        if dataset == "kinetics400":
-            alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
-            yid = "".join(alphabet[int(digest[i:i + 2], 16) % 64] for i in range(0, 22, 2))
-            r["youtube_id"], r["start"], r["end"] = yid, 10 * (r["j"] % 5), 10 * (r["j"] % 5) + 10
-            r["path"] = f"videos/{r['split']}/{k400_file_name(yid, r['start'], r['end'])}"
-        elif dataset == "ucf101":
-            # Groups g01-g07 are split 1's test groups, as in the real dataset.
-            group = (r["j"] % 7) + 1 if r["split"] == "val" else 8 + r["j"] % 18
-            r["path"] = f"UCF-101/{r['name']}/v_{r['name']}_g{group:02d}_c{r['j'] + 1:02d}.avi"
-        elif dataset == "hmdb51":
-            r["path"] = f"videos/{r['name']}/synthetic_{r['name']}_{digest[:6]}_{r['j']}.avi"
-        else:
-            r["id"] = str(1 + r["k"])
-            r["path"] = f"20bn-something-something-v2/{r['id']}.webm"
+        r.update(place(r, hashlib.sha1(f"{seed}:{dataset}:{r['k']}".encode()).hexdigest()))
     return records
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def write_annotations(dataset: str, root: Path, records: list[dict], cfg: SynthConfig) -> None:
-    if dataset == "kinetics400":
-        for split in ("train", "val"):
-            rows = [r for r in records if r["split"] == split]
-
-            def write(tmp, rows=rows, split=split):
-                with open(tmp, "w", newline="") as fh:
-                    w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
-                    w.writerow(["label", "youtube_id", "time_start", "time_end", "split", "is_cc"])
-                    for r in rows:
-                        w.writerow([r["name"], r["youtube_id"], r["start"], r["end"],
-                                    "validate" if split == "val" else split, 0])
-            atomic_write(root / "annotations" / f"{split}.csv", write)
-    elif dataset == "ucf101":
-        names = list(dict.fromkeys(r["name"] for r in records))
-        lists = root / "ucfTrainTestlist"
-        _write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\r\n" for i, n in enumerate(names)))
-        for s in (1, 2, 3):
-            _write_text(lists / f"trainlist0{s}.txt", "".join(
-                f"{r['path'][len('UCF-101/'):]} {r['label'] + 1}\r\n" for r in records if r["split"] == "train"))
-            _write_text(lists / f"testlist0{s}.txt", "".join(
-                f"{r['path'][len('UCF-101/'):]}\r\n" for r in records if r["split"] == "val"))
-    elif dataset == "hmdb51":
-        splits = root / "testTrainMulti_7030_splits"
-        for name in dict.fromkeys(r["name"] for r in records):
-            lines = [f"{Path(r['path']).name} {1 if r['split'] == 'train' else 2} \n"
-                     for r in records if r["name"] == name]
-            for s in (1, 2, 3):
-                _write_text(splits / f"{name}_test_split{s}.txt", "".join(lines))
-    else:
-        labels = {}
-        for r in records:
-            labels.setdefault(r["name"], str(r["label"]))
-        _write_text(root / "labels" / "labels.json", json.dumps(labels, indent=1))
-        for split, f in (("train", "train.json"), ("val", "validation.json")):
-            items = [{"id": r["id"], "label": r["name"].lower(), "template": SSV2_TEMPLATES[r["spec"]["motion"]],
-                      "placeholders": ["object"]} for r in records if r["split"] == split]
-            _write_text(root / "labels" / f, json.dumps(items, indent=1))
 
 
 def synthesize(dataset: str, root: str | Path, cfg: SynthConfig, seed: int = 0, workers: int = 1) -> list[dict]:
@@ -325,12 +250,12 @@ def synthesize(dataset: str, root: str | Path, cfg: SynthConfig, seed: int = 0, 
     else:
         for job in tqdm(jobs, desc=desc, unit="video"):
             _video_job(job)
-    write_annotations(dataset, root, records, cfg)
+    benchmarks.get(dataset).synthetic.write_annotations(root, records)
     return records
 
 
 def add_synth_arguments(p):
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=benchmarks.names())
     p.add_argument("--out", required=True, help="dataset root to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)

@@ -27,21 +27,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from svt import stats
-from svt.augment import AugmentConfig
+from svt import benchmarks, settings, stats
 from svt.flops import inference_macs
 from svt.io import atomic_write
 from svt.model import backbone_config
-from svt.views import ViewConfig
 
 log = logging.getLogger("svt.tables")
 
 PUBLISHED = yaml.safe_load(resources.files("svt").joinpath("data/paper_tables.yaml").read_text())
-DATASET_COLUMNS = {"ucf101": "UCF-101", "hmdb51": "HMDB-51", "kinetics400": "Kinetics-400", "ssv2": "SSv2"}
 PROTOCOL_COLUMNS = {"linear": "Linear", "finetune": "Fine-tune"}
 BASELINE_ROWS = {"random": "Random init (same protocol)", "spatial_init": "Spatial init only, no video pretraining"}
 SVT_ROW = {"table1": "SVT (Ours)", "table2": "SVT (Ours)", "table3": "SVT (Ours)"}
-TABLE_DATASETS = {"table1": ["ucf101", "hmdb51"], "table2": ["kinetics400"], "table3": ["ssv2"]}
 REPRODUCED = "reproduced"
 RELEASED = "reproduced, released weights"
 REPRODUCED_COLUMN = re.compile(r".* \((reproduced|reproduced, released weights)\)")
@@ -58,22 +54,22 @@ def load_run(path: str) -> dict:
 
 
 def pretraining_parts(pre: dict) -> tuple:
-    """Backbone, views and augmentations of a run from its recorded settings; unset keys take the same defaults
-    as svt pretrain did (the dataclasses), so no default is repeated here."""
-    model = dict(pre["model"])
-    bcfg = backbone_config(model.pop("preset"), **model)
-    return bcfg, ViewConfig.from_dict(pre.get("views", {})), AugmentConfig.from_dict(pre.get("augment", {}))
+    """Backbone and typed settings of a run from its recorded settings; unset keys take the same defaults as
+    svt pretrain did (svt.settings), so no default is repeated here."""
+    s = settings.pretraining(pre)
+    return backbone_config(s.model.preset, num_frames=s.model.num_frames, img_size=s.model.img_size,
+                           drop_path_rate=s.model.drop_path_rate), s
 
 
 def ablation_key(table: str, run: dict):
     """The published row a run reproduces, as that row's leading cells."""
     if table == "table8":
         return [run["slow_fast"]]
-    pre = run["pretraining"]["config"]
-    _, views, aug = pretraining_parts(pre)
+    _, s = pretraining_parts(run["pretraining"]["config"])
+    views, aug = s.views, s.augment
     if table == "table4":
-        c = pre["correspondences"]
-        return [c["local_to_global"], c["global_to_global"], c["local_to_local"], c["global_to_local"]]
+        c = s.correspondences
+        return [c.local_to_global, c.global_to_global, c.local_to_local, c.global_to_local]
     if table == "table5":
         return [views.spatial_variation, views.temporal_variation]
     if table == "table6":
@@ -176,6 +172,17 @@ def our_rows(df: pd.DataFrame, labels: list[str]) -> list[int]:
     return [i for i in df.index if df.at[i, "Method"] in labels]
 
 
+def ablation_row(df: pd.DataFrame, lead: int, key: list, variant: str) -> int:
+    """The row of `variant`: the published row with its settings that no other variant took, else a row of its
+    own (published cells empty), so a variant that is not in the paper is tabulated all the same."""
+    for i in df.index:
+        if [df.iat[i, j] for j in range(lead)] == key and df.at[i, "run"] in ("", variant):
+            df.at[i, "run"] = variant
+            return i
+    df.loc[len(df)] = [*key, *[pd.NA] * (len(df.columns) - lead - 1), variant]
+    return len(df) - 1
+
+
 def ablation_table(table: str, runs: list[dict], scale: str, not_run: list[str]) -> pd.DataFrame:
     spec = PUBLISHED[table]
     lead = len(spec["columns"]) - 2
@@ -183,22 +190,19 @@ def ablation_table(table: str, runs: list[dict], scale: str, not_run: list[str])
     df["run"] = ""
     cells = Cells(table)
     for run in runs:
-        col = f"{DATASET_COLUMNS[run['dataset']]} ({REPRODUCED})"
+        col = f"{benchmarks.display(run['dataset'])} ({REPRODUCED})"
         if run["model"] == "random":  # the reference every row is compared with, not a row of the paper
             cells.put(-1 - len(cells.cells), col, run)
             continue
-        key = ablation_key(table, run)
-        hit = [i for i, row in enumerate(spec["rows"]) if row[:lead] == key]
-        if not hit:
-            raise ValueError(f"{run['path']}: its settings {key} match no row of {table} ({spec['columns'][:lead]})")
-        cells.put(hit[0], col, run)
-        df.loc[hit[0], "run"] = Path(run["checkpoint"]["checkpoint"]).parent.name
+        cells.put(ablation_row(df, lead, ablation_key(table, run), Path(run["checkpoint"]["checkpoint"]).parent.name),
+                  col, run)
     ran = [i for i in df.index if df.at[i, "run"]] or list(df.index)
-    columns = [f"{ds} ({REPRODUCED})" for ds in ("UCF-101", "HMDB-51")]
+    datasets = benchmarks.feeding(table)
+    columns = [f"{benchmarks.display(d)} ({REPRODUCED})" for d in datasets]
     for name in not_run:
-        if DATASET_COLUMNS[name] in ("UCF-101", "HMDB-51"):
-            cells.not_run |= {(i, f"{DATASET_COLUMNS[name]} ({REPRODUCED})") for i in ran}
-    df = df.rename(columns={c: f"{c} (published)" for c in ("UCF-101", "HMDB-51")})
+        if name in datasets:
+            cells.not_run |= {(i, f"{benchmarks.display(name)} ({REPRODUCED})") for i in ran}
+    df = df.rename(columns={c: f"{c} (published)" for c in spec["columns"][lead:]})
     df = cells.write(df, columns)
     df["scale"] = scale
     return df
@@ -206,12 +210,21 @@ def ablation_table(table: str, runs: list[dict], scale: str, not_run: list[str])
 
 def svt_run_columns(run: dict) -> dict:
     """Table 1's descriptive columns for our run, computed from its settings and model."""
-    pre = run["pretraining"]["config"]
-    bcfg, views, _ = pretraining_parts(pre)
+    bcfg, s = pretraining_parts(run["pretraining"]["config"])
     macs = inference_macs(bcfg, [tuple(c) for c in run["clips"]], run["crops"])
-    global_frames = views.global_views.frames
+    global_frames = s.views.global_views.frames
     return {"TFLOPs (reproduced)": float(f"{macs / 1e12:.4g}"), "S-Res (reproduced)": run["clips"][0][1],
-            "T-Res (reproduced)": max(global_frames), "Epochs (reproduced)": pre["optim"]["epochs"]}
+            "T-Res (reproduced)": max(global_frames), "Epochs (reproduced)": s.optim.epochs}
+
+
+def measured_columns(table: str) -> list[str]:
+    """A main table's top-1 columns: the published ones, then (Table 1, one column group per benchmark) those of
+    benchmarks the paper does not have, which get reproduced numbers only."""
+    published = [c for c in PUBLISHED[table]["columns"] if any(p in c for p in PROTOCOL_COLUMNS.values())]
+    if table != "table1":
+        return published
+    extra = [f"{benchmarks.display(d)} {p}" for d in benchmarks.feeding(table) for p in PROTOCOL_COLUMNS.values()]
+    return published + [c for c in extra if c not in published]
 
 
 def main_table(table: str, runs: list[dict], scale: str, not_run: list[str], baselines: list[str],
@@ -221,16 +234,16 @@ def main_table(table: str, runs: list[dict], scale: str, not_run: list[str], bas
     spec = PUBLISHED[table]
     suffix = RELEASED if released else REPRODUCED
     df = pd.DataFrame(spec["rows"], columns=spec["columns"])
-    measured = [c for c in spec["columns"] if any(p in c for p in PROTOCOL_COLUMNS.values())]
+    measured = measured_columns(table)
     for name, label in BASELINE_ROWS.items():
         if not released and (name in baselines or any(r["model"] == name for r in runs)):
             df.loc[len(df), "Method"] = label
-    df = df.rename(columns={c: f"{c} (published)" for c in measured})
+    df = df.rename(columns={c: f"{c} (published)" for c in measured if c in spec["columns"]})
     ours = "release" if released else "svt"
     cells = Cells(table)
     for run in runs:
         col = PROTOCOL_COLUMNS[run["protocol"]]
-        col = f"{DATASET_COLUMNS[run['dataset']]} {col} ({suffix})" if table == "table1" else f"{col} ({suffix})"
+        col = f"{benchmarks.display(run['dataset'])} {col} ({suffix})" if table == "table1" else f"{col} ({suffix})"
         if released and run["model"] == "random":  # a reference for the comparisons, not a released-weights row
             cells.put(-1 - len(cells.cells), col, run)
             continue
@@ -246,7 +259,8 @@ def main_table(table: str, runs: list[dict], scale: str, not_run: list[str], bas
     rows = our_rows(df, [SVT_ROW[table], *(BASELINE_ROWS[b] for b in baselines if not released)])
     for name in not_run:
         for c in measured:
-            if name in TABLE_DATASETS[table] and (table != "table1" or c.startswith(DATASET_COLUMNS[name])):
+            if name in benchmarks.feeding(table) and (table != "table1"
+                                                      or c.startswith(f"{benchmarks.display(name)} ")):
                 cells.not_run |= {(r, f"{c} ({suffix})") for r in rows}
     df = cells.write(df, [f"{c} ({suffix})" for c in measured])
     df["scale"] = scale
@@ -273,10 +287,9 @@ def caption(number: int, metrics: list[str], scale: str, not_run: list[str]) -> 
     runs = [json.loads(Path(p).read_text()) for p in metrics]
     counts = {}
     for r in runs:
-        counts.setdefault(DATASET_COLUMNS.get(r["dataset"], r["dataset"]), (r["videos_evaluated"], r["videos_skipped"]))
+        counts.setdefault(benchmarks.display(r["dataset"]), (r["videos_evaluated"], r["videos_skipped"]))
     data = "; ".join(f"{d}: {n} test videos ({s} undecodable, not counted)" for d, (n, s) in sorted(counts.items()))
-    skipped = ", ".join(DATASET_COLUMNS[d] for d in not_run
-                        if d in TABLE_DATASETS.get(f"table{number}", ["ucf101", "hmdb51"]))
+    skipped = ", ".join(benchmarks.display(d) for d in not_run if d in benchmarks.feeding(f"table{number}"))
     text = (f"Table {number}. {PUBLISHED[f'table{number}']['caption']} Reproduced at scale {scale}"
             + (f" on {data}." if data else ".")
             + (f" Not run (dataset disabled in the config): {skipped}." if skipped else "")
@@ -344,11 +357,10 @@ def compute_table(benchmarks: list[str], gpus: dict[str, int], sidecars: dict[st
         macs = float("nan")
         if path in sidecars:
             meta = json.loads(Path(sidecars[path]).read_text())
-            pre = meta["config"]
-            bcfg, views, _ = pretraining_parts(pre)
-            g, loc = views.global_views, views.local_views
+            bcfg, s = pretraining_parts(meta["config"])
+            g, loc = s.views.global_views, s.views.local_views
             macs = pretraining_step_macs(bcfg, [(t, g.size) for t in g.frames], [(t, loc.size) for t in loc.frames]) \
-                * pre["optim"]["batch_size"] * meta["iterations"]
+                * s.optim.batch_size * meta["iterations"]
         rows.append({"rule": rule, "job": Path(path).stem, "wall_h": b["s"] / 3600,
                      "cpu_h": float(b["cpu_time"]) / 3600 if pd.notna(b["cpu_time"]) else float("nan"),
                      "device_h": gpus.get(rule, 0) * b["s"] / 3600, "max_rss_mb": b["max_rss"], "macs": macs})

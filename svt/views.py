@@ -50,18 +50,6 @@ class ViewConfig:
         if self.sampler == "tis" and len(set(self.global_views.frames)) != 1:
             raise ValueError("views.sampler tis needs equal global_views.frames (TIS clips share a frame rate)")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> ViewConfig:
-        d = dict(d)
-        for fam in ("global_views", "local_views"):
-            if fam in d:
-                f = dict(d[fam])
-                d[fam] = ViewFamily(tuple(f["frames"]), int(f["size"]), float(f["temporal_fraction"]),
-                                    tuple(f["scale"]))
-        if "aspect_ratio" in d:
-            d["aspect_ratio"] = tuple(d["aspect_ratio"])
-        return cls(**d)
-
 
 OFFICIAL_VIEWS = ViewConfig(
     sampler="official",

@@ -115,7 +115,8 @@ def test_a_checkpoint_of_another_width_or_without_weights_names_the_file(data, t
 
 
 def test_convert_reads_the_sidecar_of_svt_pretrain_output_and_converts_it(data, tmp_path):
-    from svt.evaluate import eval_config, load_backbone
+    from svt.evaluate import load_backbone
+    from svt.settings import evaluation as eval_settings
 
     tmp, _ = data
     src = tmp_path / "teacher.pth"
@@ -126,7 +127,7 @@ def test_convert_reads_the_sidecar_of_svt_pretrain_output_and_converts_it(data, 
     assert main(["convert", str(src), str(tmp_path / "converted.pth")]) == 0
     meta = json.loads((tmp_path / "converted.pth.json").read_text())
     assert meta["config"]["head"] == {"out_dim": 256, "hidden_dim": 128, "bottleneck_dim": 64}
-    loaded, source = load_backbone(str(tmp_path / "converted.pth"), eval_config({}), "cpu")  # its sidecar: micro
+    loaded, source = load_backbone(str(tmp_path / "converted.pth"), eval_settings({}), "cpu")  # its sidecar: micro
     assert source["format"] == "svt-release" and loaded.cfg.embed_dim == 64
 
 

@@ -18,7 +18,10 @@ import torch
 
 from conftest import SHARED
 from helpers import TINY
-from svt.datasets import read_hmdb51, read_kinetics400, read_ssv2, read_ucf101
+from svt.benchmarks.hmdb51 import read as read_hmdb51
+from svt.benchmarks.kinetics400 import read as read_kinetics400
+from svt.benchmarks.ssv2 import read as read_ssv2
+from svt.benchmarks.ucf101 import read as read_ucf101
 from svt.download import DownloadError, UnsafeArchive, download_dataset, extract, extract_dataset, fetch
 from svt.index import build_index
 from svt.synth import synthesize

@@ -5,6 +5,7 @@ workflow's own index rule."""
 import json
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,8 +143,8 @@ def test_partly_decodable_and_unreadable_copies_are_quarantined_by_the_workflows
     split = pd.concat([split, pd.DataFrame({"path": [f"cut/{n}" for n in sorted(p.name for p in broken.iterdir())],
                                             "split": "train"})])
     split.to_csv(wd / "resources" / "index" / "broken.split.csv", index=False)
-    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-d", str(wd), "-c2", "resources/index/broken.parquet"],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(wd), "-c2",
+                          "resources/index/broken.parquet"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((wd / "resources" / "index" / "broken.summary.json").read_text())
     reasons = {Path(q["path"]).name: q["reason"] for q in summary["quarantine"]}

@@ -12,7 +12,8 @@ import torch
 from svt.device import compile_blocks
 from svt.loss import SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, build_backbone, build_head
-from svt.pretrain import clip_gradients, ema_update, param_groups, svt_loss
+from svt.pretrain import svt_loss
+from svt.schedules import clip_gradients, ema_update, param_groups
 
 
 def micro_pair(seed=0):

@@ -12,7 +12,8 @@ from helpers import synth_dataset
 
 from svt.cli import main
 from svt.data import EvalDataset
-from svt.evaluate import clip_specs, eval_config, extract, load_backbone
+from svt.settings import evaluation as eval_settings
+from svt.evaluate import clip_specs, extract, load_backbone
 from svt.synth import SynthConfig
 
 SETTINGS = {"model": {"preset": "vit_micro_patch8", "num_frames": 16, "img_size": 48},
@@ -47,14 +48,14 @@ def test_features_equal_the_evaluations_fused_features(clips):
     table, summary = features(tmp, mine, tmp / "f.parquet")
     assert len(table) == 10 and summary["skipped"] == [] and summary["computed"] == 10
     assert set(table["label"]) == {d.name for d in mine.iterdir()}
-    cfg = eval_config(SETTINGS)
+    cfg = eval_settings(SETTINGS)
     backbone, _ = load_backbone("random", cfg, "cpu")
     from svt.video import probe
 
     index = pd.DataFrame([{"path": p, "label": 0, "label_name": "", "split": "all", "status": "ok",
                            **probe(p).to_dict()} for p in table["path"]])
     ds = EvalDataset(index, "/", "all", "test", clips=clip_specs(cfg), crops=2)
-    want = extract(backbone, ds, {**cfg, "data": {"workers": 0, "decode_threads": 1}}, "cpu", None, "want")
+    want = extract(backbone, ds, eval_settings({**SETTINGS, "data": {"workers": 0}}), "cpu", None, "want")
     got = torch.tensor(np.stack([np.stack(c) for c in table["crop_features"]]), dtype=torch.float32)
     torch.testing.assert_close(got, want["features"])
     torch.testing.assert_close(torch.tensor(np.stack(table["feature"]), dtype=torch.float32), want["features"].mean(1))
@@ -103,7 +104,7 @@ def test_attention_of_one_real_clip_draws_the_backbones_last_attention(shared, t
                  json.dumps(SETTINGS), "--out", str(out)]) == 0
     assert out.stat().st_size > 1000 and out.with_suffix(".pdf").exists()
     drawn = np.load(out.with_suffix(".npz"))["attention"]
-    backbone, _ = load_backbone("random", eval_config(SETTINGS), "cpu")
+    backbone, _ = load_backbone("random", eval_settings(SETTINGS), "cpu")
     backbone.eval()
     info = probe(clip)
     _, x = centre_clip(clip, info.frames, info.backend, 4, SETTINGS["slow_clip"]["size"])

@@ -17,7 +17,7 @@ from helpers import synth_dataset
 from svt.checkpoint import torch_load
 from svt.index import write_index
 from svt.loss import SVTLoss, view_pairs
-from svt.pretrain import cosine_schedule, param_groups
+from svt.schedules import cosine_schedule, param_groups
 from svt.synth import SynthConfig
 
 PAPER = {"local_to_global": True, "global_to_global": True, "local_to_local": False, "global_to_local": False}

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -72,7 +73,7 @@ def slurm_run(tmp_path_factory):
     (wd / "local" / "config.yaml").write_text(yaml.safe_dump(LOCAL_OVERRIDE))
     shutil.copytree(REPO / "profiles", wd / "profiles")
     (wd / "slurm").symlink_to("profiles/slurm")
-    cmd = ["snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local", "all"]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local", "all"]
     t0 = time.time()
     rc, out = run_with_timeout(cmd, wd, timeout=1200)
     (wd / "snakemake.out").write_text(out)
@@ -168,10 +169,10 @@ def two_task_run(tmp_path_factory):
             (wd / "local" / "config.yaml").write_text(yaml.safe_dump(LOCAL_OVERRIDE))
             shutil.copytree(REPO / "profiles", wd / "profiles")
             (wd / "slurm").symlink_to("profiles/slurm")
-            cmd = ["snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local",
+            cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local",
                    "results/pretrain/svt.pth"]
         else:
-            cmd = ["snakemake", "-s", str(SNAKEFILE), "-c1", "results/pretrain/svt.pth"]
+            cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-c1", "results/pretrain/svt.pth"]
         rc, out = run_with_timeout(cmd, wd, timeout=600)
         assert rc == 0, out[-8000:]
         runs[name] = (wd, out)

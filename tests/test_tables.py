@@ -10,9 +10,10 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from svt import stats
+from svt import settings, stats
 from svt.cli import main
-from svt.evaluate import SCHEMA, eval_config, write_metrics
+from svt.settings import evaluation as eval_settings
+from svt.evaluate import SCHEMA, write_metrics
 from svt.figures import delta_figure
 
 
@@ -56,7 +57,7 @@ def write_run(folder: Path, model: str, dataset: str, protocol: str, correct: in
     path = folder / f"{model}_{dataset}_{protocol}{'' if slow_fast else '_slow'}.json"
     result = {"top1": 100.0 * correct / n, "top5": 100.0, "mean_class_accuracy": 100.0 * correct / n,
               "per_class_accuracy": {"a": 100.0 * correct / n}, "videos_evaluated": n}
-    cfg = eval_config({"slow_fast": slow_fast})
+    cfg = eval_settings({"slow_fast": slow_fast})
     source = {"checkpoint": checkpoint or model, "preset": "vit_micro_patch8", "format": "svt-release"}
     write_metrics(str(path), result, model=model, protocol=protocol, dataset=dataset, cfg=cfg, source=source,
                   skipped=[], num_classes=classes, seconds=1.0)
@@ -127,6 +128,40 @@ def test_ablation_rows_are_compared_with_the_baseline_row_and_random_init(tmp_pa
     assert single[f"{col} vs random init"] == "above" and slowfast[f"{col} vs random init"] == "above"
     assert (df["HMDB-51 (reproduced)"] == "not run").all()
     assert len(df) == 2  # the random-init reference is not a row of the paper's table
+
+
+def test_a_variant_that_is_not_in_the_paper_gets_a_row_of_its_own_with_reproduced_numbers_only(tmp_path):
+    """Variants are added in the config alone: one whose settings match no published row, and one whose
+    settings match a row the paper's variant already holds, each get their own row."""
+    def variant(name, correspondences, lr=5.0e-4):
+        ckpt = tmp_path / "ablations" / name / "teacher.pth"
+        ckpt.parent.mkdir(parents=True)
+        s = settings.pretraining({"correspondences": correspondences, "optim": {"lr": lr}})
+        ckpt.with_suffix(".pth.json").write_text(json.dumps({"config": settings.to_dict(s)}))
+        return write_run(tmp_path, name, "ucf101", "linear", 60, 120, slow_fast=False, checkpoint=str(ckpt))
+
+    paper = {"local_to_global": True, "global_to_global": True}
+    runs = [variant("baseline", paper), variant("local_only", {"local_to_global": False, "global_to_global": False,
+                                                               "local_to_local": True}),
+            variant("low_lr", paper, lr=1.0e-4)]
+    df, md, _ = table(tmp_path, "--number", "4", "--metrics", *runs, "--not-run", "hmdb51")
+    published = len(settings_table_rows("table4"))
+    assert len(df) == published + 2
+    rows = {r["run"]: r for _, r in df.iterrows() if isinstance(r["run"], str) and r["run"]}
+    assert list(rows) == ["baseline", "local_only", "low_lr"]
+    assert rows["baseline"]["UCF-101 (published)"] == 84.64
+    for name, lead in (("local_only", [False, False, True, False]), ("low_lr", [True, True, False, False])):
+        r = rows[name]
+        assert [r["l->g"], r["g->g"], r["l->l"], r["g->l"]] == lead
+        assert pd.isna(r["UCF-101 (published)"]) and pd.isna(r["HMDB-51 (published)"])
+        assert r["UCF-101 (reproduced)"] == 50.0
+    assert "low_lr" in md
+
+
+def settings_table_rows(table_name):
+    from svt.tables import PUBLISHED
+
+    return PUBLISHED[table_name]["rows"]
 
 
 def test_delta_figure_data_carry_the_intervals(tmp_path):

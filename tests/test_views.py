@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from svt import augment
+from svt import augment, settings
 from svt.views import (OFFICIAL_VIEWS, ViewConfig, eval_test_views, sample_views, tis_gap, union_indices)
 
 N, H, W = 300, 256, 340
@@ -58,8 +58,7 @@ def test_no_temporal_variation_samples_every_view_from_one_shared_window():
 
 
 def test_tis_globals_are_equal_length_clips_with_a_linearly_decreasing_gap():
-    cfg = ViewConfig.from_dict({"sampler": "tis", "global_views": {"frames": [8, 8], "size": 224,
-                                                                   "temporal_fraction": 0.9, "scale": [0.4, 1.0]}})
+    cfg = settings.pretraining({"views": {"sampler": "tis", "global_views": {"frames": [8, 8]}}}).views
     vs = views(cfg)
     assert len(vs[0].indices) == len(vs[1].indices) == 8 and span(vs[0]) == span(vs[1])
     gaps = np.array([tis_gap(100, np.random.default_rng(s)) for s in range(4000)])

@@ -1,16 +1,18 @@
 # Helpers shared by the rules: dataset roots, per-job settings (passed inline so that Snakemake sees each job's
 # settings as a parameter and reruns exactly the jobs whose settings changed), resources, launchers.
+import dataclasses
 import json
 import os
 import re
 import sys
 from pathlib import Path
 
-from svt.config import merge
+from svt import benchmarks
+from svt import settings as typed
 
 # Every rule's software under --sdm conda (paths in rule files are relative to workflow/rules/).
 CONDA_ENV = "../envs/svt.yaml"
-BENCHMARKS = ["kinetics400", "ucf101", "hmdb51", "ssv2"]
+BENCHMARKS = benchmarks.names()  # the registry (svt/benchmarks/, plus modules named in SVT_BENCHMARKS)
 # Your own videos: any other name under `datasets` (source local, layout folders or csv), usable wherever a
 # dataset is named (evaluation targets, pretraining.dataset, figures.attention_dataset).
 OWN = [d for d in config["datasets"] if d not in BENCHMARKS]
@@ -20,11 +22,9 @@ DATASETS = BENCHMARKS + OWN
 ENABLED = [d for d in DATASETS if config["datasets"].get(d, {"enabled": False}).get("enabled", True)]
 DISABLED = [d for d in BENCHMARKS if d not in ENABLED]
 # The pretraining set (paper: Kinetics-400); the pretrained teacher is named after any other.
-PRETRAIN_SET = config["pretraining"].get("dataset", "kinetics400")
+PRETRAIN_SET = typed.pretraining(config["pretraining"]).dataset
 PRETRAINED = "results/pretrain/svt.pth" if PRETRAIN_SET == "kinetics400" else f"results/pretrain/svt_{PRETRAIN_SET}.pth"
 PRETRAIN_RUN = Path(PRETRAINED).stem
-EVAL_DATASETS = {"table1": ["ucf101", "hmdb51"], "table2": ["kinetics400"], "table3": ["ssv2"]}
-ABLATION_DATASETS = ["ucf101", "hmdb51"]
 # The authors' released teacher (downloads.release): evaluated as model `release` by the `release` target.
 RELEASE = "release" in config.get("downloads", {})
 
@@ -43,7 +43,7 @@ def check_config():
             raise ValueError(f"config: datasets.{name}: use letters, digits, '_' and '-' (the name names files)")
         if ds["source"] != "local" or "layout" not in ds:
             raise ValueError(f"config: datasets.{name}: your own videos need source: local, a path and a layout "
-                             "(folders or csv); the benchmarks are kinetics400, ucf101, hmdb51, ssv2")
+                             f"(folders or csv); the benchmarks are {', '.join(BENCHMARKS)}")
         if ds["layout"] == "csv" and "csv" not in ds:
             raise ValueError(f"config: datasets.{name}.csv is required with layout: csv (the path,label[,split] file)")
         if ds["layout"] == "csv" and not Path(ds["csv"]).is_file():
@@ -113,23 +113,25 @@ def pretraining_data(needed_by, subset=""):
     return inputs
 
 
-SSV2_WARNED = []
+PLACEMENT_WARNED = []
 
 
-def ssv2_placed(wildcards):
-    """Nothing to add as input: checks, when SSv2's download job is planned, that its files were placed by hand.
-    A dry run plans on and warns once; a real run stops here, before any job, with the instructions."""
-    if wildcards.dataset != "ssv2" or Path("resources/data/ssv2").is_dir():
+def placed_by_hand(wildcards):
+    """Nothing to add as input: checks, when the download job of a benchmark placed by hand (SSv2) is planned, that
+    its files are there. A dry run plans on and warns once; a real run stops here, before any job, with the
+    instructions."""
+    bench = benchmarks.get(wildcards.dataset)
+    if not bench.placed_by_hand or Path(f"resources/data/{wildcards.dataset}").is_dir():
         return []
-    from svt.download import DownloadError, check_ssv2_placement
+    from svt.download import DownloadError
 
     try:
-        check_ssv2_placement(Path(config["downloads"]["ssv2"]["placed"]))
+        bench.download(config["downloads"][wildcards.dataset], Path("resources/downloads"), 1)
     except DownloadError as e:
         if not workflow.dryrun:
             raise
-        if not SSV2_WARNED:
-            SSV2_WARNED.append(True)
+        if not PLACEMENT_WARNED:
+            PLACEMENT_WARNED.append(True)
             print(f"WARNING (dry run; a real run stops here): {e}", file=sys.stderr)
     return []
 
@@ -161,32 +163,34 @@ def dataset_root(dataset):
 
 
 def settings(obj):
-    return json.dumps(obj, sort_keys=True)
+    """A job's settings as the inline JSON its command reads; typed settings complete, every default filled in."""
+    return json.dumps(obj if isinstance(obj, dict) else typed.to_dict(obj), sort_keys=True)
 
 
 def pretraining_settings(variant=None):
-    cfg = merge(config["pretraining"], {"model": config["model"], "dataset": PRETRAIN_SET})
-    if variant is not None:
-        cfg = merge(cfg, config["ablations"]["variants"][variant])
-        cfg["optim"] = {**cfg.get("optim", {}), "epochs": config["ablations"]["epochs"]}
-    return cfg
+    """The main run's typed settings, or an ablation variant's: its keys over the main run's, its own epochs."""
+    s = typed.pretraining({**config["pretraining"], "model": config["model"], "dataset": PRETRAIN_SET})
+    if variant is None:
+        return s
+    s = typed.build(s, config["ablations"]["variants"][variant], f"ablations.variants.{variant}")
+    return dataclasses.replace(s, optim=dataclasses.replace(s.optim, epochs=config["ablations"]["epochs"]))
 
 
 def image_pretraining_settings():
     """Spatial initialisation for scales without the DINO ImageNet download: the same self-distillation on
     single frames (every view one frame), i.e. an image DINO on the pretraining videos' frames."""
-    cfg = pretraining_settings()
-    for family in ("global_views", "local_views"):
-        cfg["views"][family]["frames"] = [1] * len(cfg["views"][family]["frames"])
-    cfg["optim"] = {**cfg["optim"], "epochs": config["spatial_init"]["epochs"],
-                    "warmup_epochs": min(cfg["optim"].get("warmup_epochs", 0), config["spatial_init"]["epochs"] - 1)}
-    return cfg
+    s = pretraining_settings()
+    single = {f: dataclasses.replace(getattr(s.views, f), frames=(1,) * getattr(s.views, f).count)
+              for f in ("global_views", "local_views")}
+    epochs = config["spatial_init"]["epochs"]
+    optim = dataclasses.replace(s.optim, epochs=epochs, warmup_epochs=min(s.optim.warmup_epochs, epochs - 1))
+    return dataclasses.replace(s, views=dataclasses.replace(s.views, **single), optim=optim)
 
 
 def evaluation_settings(dataset, slow_fast=True):
     ev = {k: v for k, v in config["evaluation"].items() if k != "baselines"}
-    return {**ev, "model": config["model"], "flip": config["datasets"][dataset].get("flip", True),
-            "slow_fast": slow_fast}
+    return typed.evaluation({**ev, "model": config["model"], "flip": config["datasets"][dataset].get("flip", True),
+                             "slow_fast": slow_fast})
 
 
 def index_options(dataset):
@@ -257,8 +261,9 @@ def ablation_checkpoint(wildcards):
     return [] if wildcards.variant == "random" else [f"results/ablations/{wildcards.variant}/teacher.pth"]
 
 
-def ablation_datasets():
-    return [d for d in ABLATION_DATASETS if d in ENABLED]
+def table_datasets(number):
+    """The enabled benchmarks whose evaluations fill Table `number` (the registry's `tables`)."""
+    return [d for d in benchmarks.feeding(f"table{number}") if d in ENABLED]
 
 
 def table_metrics(wildcards):
@@ -268,21 +273,21 @@ def table_metrics(wildcards):
     number = int(wildcards.number)
     baselines = config["evaluation"]["baselines"]
     if number <= 3:
-        datasets = [d for d in EVAL_DATASETS[f"table{number}"] if d in ENABLED]
+        datasets = table_datasets(number)
         files = [f"results/eval/svt/{ds}_{p}.json" for ds in datasets for p in ("linear", "finetune")]
         return files + [f"results/eval/{b}/{ds}_linear.json" for b in baselines for ds in datasets]
     variants = config["ablations"]["tables"][f"table{number}"]
     suffixes = ["", "_slowfast"] if number == 8 else [""]
-    files = [f"results/ablations/{v}/{ds}_linear{s}.json" for v in variants for ds in ablation_datasets()
-             for s in suffixes]
+    datasets = table_datasets(number)
+    files = [f"results/ablations/{v}/{ds}_linear{s}.json" for v in variants for ds in datasets for s in suffixes]
     if "random" in baselines:
-        files += [f"results/ablations/random/{ds}_linear.json" for ds in ablation_datasets()]
-        files += [f"results/eval/random/{ds}_linear.json" for ds in ablation_datasets() if number == 8]
+        files += [f"results/ablations/random/{ds}_linear.json" for ds in datasets]
+        files += [f"results/eval/random/{ds}_linear.json" for ds in datasets if number == 8]
     return files
 
 
 def release_metrics(wildcards):
-    datasets = [d for d in EVAL_DATASETS[f"table{wildcards.number}"] if d in ENABLED]
+    datasets = table_datasets(wildcards.number)
     return [f"results/eval/release/{ds}_{p}.json" for ds in datasets for p in ("linear", "finetune")]
 
 
@@ -290,8 +295,7 @@ def table_sidecars(wildcards):
     """Tables read each run's pretraining settings from its checkpoint's .json sidecar."""
     number = int(wildcards.number)
     if number <= 3:
-        return [f"{PRETRAINED}.json"] if [d for d in EVAL_DATASETS[f"table{number}"] if d in ENABLED] \
-            else []
-    if not ablation_datasets():
+        return [f"{PRETRAINED}.json"] if table_datasets(number) else []
+    if not table_datasets(number):
         return []
     return [f"results/ablations/{v}/teacher.pth.json" for v in config["ablations"]["tables"][f"table{number}"]]

@@ -8,7 +8,7 @@ rule download:
     conda:
         CONDA_ENV
     input:
-        ssv2_placed,
+        placed_by_hand,
     output:
         directory("resources/data/{dataset}"),
     params:

@@ -1,0 +1,187 @@
+"""The training engine `svt pretrain` and `svt finetune` share (after DINO's train_dino / train_one_epoch split).
+
+A stage builds its models on the process `distributed()` set up and hands the engine a Task: the modules and
+optimiser state to checkpoint, and one training step. The engine owns the rest of a run: the work folder and its
+stale temp files, per-rank random streams, the run fingerprint (every typed setting except those the settings
+class declares LOGISTICS, plus the files the run starts from), resume from the newest checkpoint of the same run,
+the epoch loop over the resumable sampler, metrics.jsonl and the progress bar, atomic checkpoints, the replica
+check and teardown.
+
+The work folder lies outside Snakemake's declared outputs, so a failed or preempted job keeps it: rerunning the
+same command resumes bit-exactly from the newest valid checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from svt import settings as settings_mod
+from svt.checkpoint import last_logged, resume, save_training_state, set_rng_state
+from svt.data import make_loader
+from svt.device import Dist, init_distributed, replica_digests
+from svt.io import fingerprint, remove_stale_temps
+from svt.sampler import rank_sampler
+
+log = logging.getLogger("svt.engine")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def check_finite(loss: torch.Tensor, it: int, epoch: int, terms: dict | None = None) -> None:
+    """Stop before a non-finite loss reaches the weights (the engine adds which checkpoint is kept)."""
+    if not torch.isfinite(loss):
+        parts = f"; terms {({k: float(v) for k, v in terms.items()})}" if terms else ""
+        raise NonFiniteLoss(f"loss is {loss.item()} at iteration {it} (epoch {epoch}){parts}")
+
+
+def distributed() -> Dist:
+    """This process's place in the run (torchrun's environment; one process without it)."""
+    return init_distributed()
+
+
+def seed_rank(seed: int, d: Dist) -> None:
+    """Each rank its own random stream (drop path, dropout, augmentation) once the models are identical."""
+    torch.manual_seed(seed + d.rank)
+    np.random.seed(seed + d.rank)
+    random.seed(seed + d.rank)
+
+
+def run_fingerprint(settings, *inputs: str | None) -> str:
+    """Identity of a training run: its trajectory settings (all but LOGISTICS) and the files it starts from."""
+    return fingerprint(settings_mod.trajectory(settings), *inputs)
+
+
+class Task:
+    """What a stage gives the engine. `name` labels the progress bar and the checkpoint format; `model` is the
+    trained module (replica check); `state()` / `load(state)` the tensors a checkpoint carries; `step(batch, it,
+    epoch)` runs one iteration and returns the numbers logged for it ("loss" first)."""
+
+    name: str
+    model: torch.nn.Module
+
+    def state(self) -> dict:
+        raise NotImplementedError
+
+    def load(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def step(self, batch: dict, it: int, epoch: int) -> dict:
+        raise NotImplementedError
+
+    def train_mode(self) -> None:
+        self.model.train()
+
+
+@dataclass
+class Loop:
+    """The run's shape: data, global batch, epochs and where its state lives."""
+    d: Dist
+    dataset: torch.utils.data.Dataset
+    batch_size: int
+    batch_key: str  # the config key of batch_size, for errors
+    epochs: int
+    seed: int
+    workers: int
+    work: Path
+    checkpoint_every: int
+    keep_checkpoints: int
+
+    def __post_init__(self):
+        self.work = Path(self.work)
+        self.sampler, self.per_rank, self.iters_per_epoch = rank_sampler(
+            len(self.dataset), self.batch_size, self.d, self.seed, self.batch_key)
+
+    @property
+    def total(self) -> int:
+        return self.epochs * self.iters_per_epoch
+
+
+def start(loop: Loop, task: Task, settings, inputs: tuple, outputs: tuple = ()) -> tuple[int, int, str]:
+    """Work folder, per-rank seeds, resume: (first iteration, decode failures so far, run id)."""
+    d = loop.d
+    loop.work.mkdir(parents=True, exist_ok=True)  # only now: inputs that fail to load leave nothing behind
+    if d.is_main:
+        remove_stale_temps(*outputs, folder=loop.work)
+    seed_rank(loop.seed, d)
+    run_id = run_fingerprint(settings, *inputs)
+    state = resume(loop.work, run_id, d)
+    if state is None:
+        return 0, 0, run_id
+    task.load(state)
+    set_rng_state(state["rng"][d.rank])
+    if d.is_main:
+        log.info("%s: resumed from iteration %d", task.name, int(state["iteration"]))
+    return int(state["iteration"]), int(state.get("decode_failures", 0)), run_id
+
+
+def train(loop: Loop, task: Task, settings, inputs: tuple, outputs: tuple = ()) -> dict:
+    """Run (or resume) the whole training; returns {"iterations", "world_size", "replica_sha256", "final",
+    "decode_failures"}, "final" being the last logged iteration (also when a rerun finds the run ended)."""
+    d = loop.d
+    it, failures, run_id = start(loop, task, settings, inputs, outputs)
+    config = settings_mod.to_dict(settings)
+
+    def save(it: int) -> None:
+        save_training_state(loop.work, it, d, loop.keep_checkpoints, {
+            "format": f"svt-{task.name}", "run": run_id, **task.state(), "epoch": it // loop.iters_per_epoch,
+            "decode_failures": failures, "config": config})
+
+    metrics_f = open(loop.work / "metrics.jsonl", "a") if d.is_main else None
+    bar = tqdm(total=loop.total, initial=it, desc=task.name, unit="it", disable=not d.is_main)
+    while it < loop.total:
+        epoch = it // loop.iters_per_epoch
+        loop.dataset.set_epoch(epoch)
+        loop.sampler.set_epoch(epoch, start_batch=it % loop.iters_per_epoch)
+        task.train_mode()
+        loader = make_loader(loop.dataset, loop.per_rank, loop.workers, shuffle=False, seed=loop.seed,
+                             sampler=loop.sampler, drop_last=True)
+        t_data = time.perf_counter()
+        for batch in loader:
+            t_step = time.perf_counter()
+            failures += len(batch["failed"])
+            try:
+                stats = task.step(batch, it, epoch)
+            except NonFiniteLoss as e:
+                raise NonFiniteLoss(f"{e}; the last good checkpoint in {loop.work} is kept") from None
+            it += 1
+            now = time.perf_counter()
+            if "tokens" in stats:
+                stats["tokens_per_s"] = stats.pop("tokens") * d.world_size / (now - t_data)
+            stats = {"iteration": it, "epoch": epoch, **stats, "clips_per_s": loop.batch_size / (now - t_data),
+                     "data_wait": (t_step - t_data) / (now - t_data), "decode_failures": failures}
+            if d.is_main:
+                metrics_f.write(json.dumps(stats) + "\n")
+                metrics_f.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.3f}", wait=f"{stats['data_wait']:.2f}")
+            if it % loop.checkpoint_every == 0 or it % loop.iters_per_epoch == 0:
+                save(it)
+            t_data = time.perf_counter()
+            if it >= loop.total:
+                break
+    bar.close()
+    digests = replica_digests(task.model, d)
+    final = {}
+    if d.is_main:
+        metrics_f.close()
+        final = last_logged(loop.work)
+    return {"iterations": loop.total, "world_size": d.world_size, "replica_sha256": digests, "final": final,
+            "decode_failures": failures}
+
+
+def finish(d: Dist) -> None:
+    """Every rank done (rank 0 has written the outputs), then the process group goes."""
+    if d.enabled:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
