@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from svt.io import atomic_write
+from svt.settings import Reencode
 
 log = logging.getLogger("svt.reencode")
 CONTAINERS = {".mp4": "mp4", ".avi": "avi", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
@@ -66,7 +67,8 @@ def reencode_video(job: tuple[str, str, int, int]) -> str | None:
         return f"{src}: {e}"
 
 
-def reencode_dataset(root: Path, out: Path, short_side: int = 256, gop: int = 16, workers: int = 1) -> dict:
+def reencode_dataset(root: Path, out: Path, short_side: int = Reencode().short_side, gop: int = Reencode().gop,
+                     workers: int = 1) -> dict:
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise FileNotFoundError(f"--root {root}: no such folder")
@@ -93,8 +95,9 @@ def reencode_dataset(root: Path, out: Path, short_side: int = 256, gop: int = 16
 def add_reencode_arguments(p):
     p.add_argument("--root", required=True, help="dataset root (any svt layout)")
     p.add_argument("--out", required=True, help="root of the re-encoded copy (same layout)")
-    p.add_argument("--short-side", type=int, default=256, help="target short side in pixels (256 or 320)")
-    p.add_argument("--gop", type=int, default=16, help="frames between keyframes")
+    p.add_argument("--short-side", type=int, default=Reencode().short_side,
+                   help="target short side in pixels (256 or 320)")
+    p.add_argument("--gop", type=int, default=Reencode().gop, help="frames between keyframes")
     p.add_argument("--workers", type=int, default=1)
 
 

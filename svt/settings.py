@@ -164,6 +164,56 @@ class Evaluation:
                                                    "finetune.keep_checkpoints")
 
 
+@dataclass(frozen=True)
+class Reencode:
+    """A copy with a short side and dense keyframes (svt reencode): decoding dominates training cost."""
+    short_side: int = 256
+    gop: int = 16  # frames between keyframes
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One entry under `datasets`: a benchmark (svt.benchmarks) or your own videos (a layout)."""
+    source: str  # synthetic | download | local (required)
+    enabled: bool = True  # false leaves it out: no jobs, its table cells read "not run"
+    path: str | None = None  # the root, for source local
+    split: int = 1  # a benchmark's official split
+    flip: bool = True  # horizontal flip in evaluation training clips (false for SSv2's left / right classes)
+    layout: str | None = None  # your own videos: folders | csv
+    csv: str | None = None  # layout csv: the path,label[,split] file
+    val_fraction: float = 0.2  # your own videos without a given split: the fraction drawn for val
+    seed: int = 0  # of that draw
+    reencode: Reencode | None = None  # train and evaluate from a re-encoded copy
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What one kind of job asks the scheduler for (resources.<kind>, over resources.default)."""
+    threads: int
+    processes: int  # torchrun processes per node (1 = a plain process)
+    gpus: int
+    cpus_per_gpu: int
+    mem_mb: int
+    runtime: int  # minutes on the first attempt; scaled by the attempt number
+    nodes: int = 1  # above 1: one torchrun per node under srun (SLURM)
+    tasks_per_node: int = 1  # torchrun agents per node (2 stands in for 2 nodes on one machine)
+    slurm_partition: str | None = None
+    slurm_account: str | None = None
+    slurm_extra: str | None = None
+
+
+def resource(resources: dict, kind: str) -> Resource:
+    return Resource(**{**resources["default"], **resources.get(kind, {})})
+
+
+def dataset(values: dict, name: str) -> Dataset:
+    values = dict(values)
+    reencode = values.pop("reencode", None)
+    d = build(Dataset(source=values.get("source", "")), values, f"datasets.{name}")
+    return d if reencode is None else dataclasses.replace(d, reencode=build(Reencode(), reencode,
+                                                                             f"datasets.{name}.reencode"))
+
+
 def build(base, values: dict | None, where: str):
     """`base` (a settings dataclass instance) with `values` applied: nested sections merge field by field, lists
     become tuples, integers given for float fields become floats. Unknown keys name their path."""
@@ -234,4 +284,5 @@ def trajectory(settings) -> dict:
 
 __all__ = ["Model", "Head", "Correspondences", "Optim", "Loss", "PretrainData", "Pretraining", "Clip", "EvalData",
            "Linear", "Knn", "Finetune", "Evaluation", "ViewConfig", "ViewFamily", "AugmentConfig", "build",
-           "pretraining", "evaluation", "to_dict", "leaves", "trajectory"]
+           "pretraining", "evaluation", "to_dict", "leaves", "trajectory", "Dataset", "Reencode", "dataset", "Resource",
+           "resource"]

@@ -11,7 +11,7 @@ import yaml
 
 from helpers import synth_dataset
 from svt import engine, settings
-from svt.config import ConfigError, section_schema
+from svt.config import ConfigError, section_schema, workflow_schema
 from svt.index import write_index
 from svt.synth import SynthConfig
 
@@ -49,6 +49,16 @@ def schema_mismatches(instance, node: dict, root: dict, path: str) -> list[str]:
 def test_the_schema_and_the_typed_settings_have_the_same_keys_and_defaults(section, typed):
     schema = section_schema(section)
     assert schema_mismatches(typed, schema, schema, section) == []
+
+
+@pytest.mark.parametrize("definition,typed", [
+    ("dataset", settings.Dataset(source="synthetic", reencode=settings.Reencode())),
+    ("resource", settings.Resource(threads=1, processes=1, gpus=0, cpus_per_gpu=0, mem_mb=100, runtime=1)),
+])
+def test_the_workflows_dataset_and_resource_entries_match_their_typed_settings(definition, typed):
+    root = workflow_schema()
+    node = root["$defs"][definition]
+    assert schema_mismatches(typed, node, root, definition) == []
 
 
 def test_a_partial_section_takes_every_other_default_from_the_fields():

@@ -6,55 +6,57 @@
 
 
 rule ablation_pretrain:
-    conda:
-        CONDA_ENV
     input:
-        unpack(pretraining_data("the ablations' pretraining", subset="_ablation")),
-        init=spatial_init_input(),
+        unpack(get_pretraining_data("the ablations' pretraining", subset="_ablation")),
+        init=get_spatial_init(),
     output:
         teacher="results/ablations/{variant}/teacher.pth",
         meta="results/ablations/{variant}/teacher.pth.json",
-    wildcard_constraints:
-        variant="|".join(config["ablations"]["variants"]),
-    params:
-        settings=lambda wildcards: settings(pretraining_settings(wildcards.variant)),
-        launch=launch("pretrain"),
-        init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
     log:
         "logs/ablations/{variant}/pretrain.log",
     benchmark:
         "benchmarks/ablation_pretrain/{variant}.tsv"
-    threads: res("pretrain")["threads"]
+    wildcard_constraints:
+        variant="|".join(config["ablations"]["variants"]),
+    conda:
+        CONDA_ENV
+    threads: res("pretrain").threads
     resources:
         **slurm_resources("pretrain"),
+    params:
+        settings=lambda wildcards: job_settings(wf.pretraining_settings(config, wildcards.variant)),
+        launch=launch("pretrain"),
+        init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
     shell:
         "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
         "--work work/ablations/{wildcards.variant} --out {output.teacher} {params.init} > {log} 2>&1"
 
 
 rule ablation_linear:
-    conda:
-        CONDA_ENV
     input:
-        checkpoint=ablation_checkpoint,
+        checkpoint=get_ablation_checkpoint,
         index="resources/index/{dataset}.parquet",
-        root=lambda wildcards: dataset_root(wildcards.dataset),
+        root=get_dataset_root,
     output:
         "results/ablations/{variant}/{dataset}_linear{inference}.json",
-    wildcard_constraints:
-        inference="|_slowfast",
-        # `random`: the random-init model under the ablation protocol, the reference of every ablation row
-        variant="|".join([*config["ablations"]["variants"], "random"]),
-    params:
-        settings=lambda wildcards: settings(evaluation_settings(wildcards.dataset, wildcards.inference == "_slowfast")),
-        checkpoint=lambda wildcards, input: input.checkpoint or "random",
     log:
         "logs/ablations/{variant}/{dataset}_linear{inference}.log",
     benchmark:
         "benchmarks/ablation_linear/{variant}_{dataset}{inference}.tsv"
-    threads: res("linear")["threads"]
+    wildcard_constraints:
+        inference="|_slowfast",
+        # `random`: the random-init model under the ablation protocol, the reference of every ablation row
+        variant="|".join([*config["ablations"]["variants"], "random"]),
+    conda:
+        CONDA_ENV
+    threads: res("linear").threads
     resources:
         **slurm_resources("linear"),
+    params:
+        settings=lambda wildcards: job_settings(
+            wf.evaluation_settings(config, wildcards.dataset, wildcards.inference == "_slowfast")
+        ),
+        checkpoint=lambda wildcards, input: input.checkpoint or "random",
     shell:
         "svt linear --checkpoint {params.checkpoint} --config {params.settings:q} --index {input.index} "
         "--root {input.root} --dataset {wildcards.dataset} --model {wildcards.variant} "

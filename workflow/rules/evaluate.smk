@@ -3,25 +3,25 @@
 
 
 rule linear:
-    conda:
-        CONDA_ENV
     input:
-        checkpoint=model_checkpoint,
+        checkpoint=get_model_checkpoint,
         index="resources/index/{dataset}.parquet",
-        root=lambda wildcards: dataset_root(wildcards.dataset),
+        root=get_dataset_root,
     output:
         linear="results/eval/{model}/{dataset}_linear.json",
         knn="results/eval/{model}/{dataset}_knn.json",
-    params:
-        settings=lambda wildcards: settings(evaluation_settings(wildcards.dataset)),
-        checkpoint=lambda wildcards, input: input.checkpoint or "random",
     log:
         "logs/linear/{model}/{dataset}.log",
     benchmark:
         "benchmarks/linear/{model}_{dataset}.tsv"
-    threads: res("linear")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("linear").threads
     resources:
         **slurm_resources("linear"),
+    params:
+        settings=lambda wildcards: job_settings(wf.evaluation_settings(config, wildcards.dataset)),
+        checkpoint=lambda wildcards, input: input.checkpoint or "random",
     shell:
         "svt linear --checkpoint {params.checkpoint} --config {params.settings:q} --index {input.index} "
         "--root {input.root} --dataset {wildcards.dataset} --model {wildcards.model} "
@@ -30,25 +30,25 @@ rule linear:
 
 
 rule finetune:
-    conda:
-        CONDA_ENV
     input:
-        checkpoint=model_checkpoint,
+        checkpoint=get_model_checkpoint,
         index="resources/index/{dataset}.parquet",
-        root=lambda wildcards: dataset_root(wildcards.dataset),
+        root=get_dataset_root,
     output:
         "results/eval/{model}/{dataset}_finetune.json",
-    params:
-        settings=lambda wildcards: settings(evaluation_settings(wildcards.dataset)),
-        checkpoint=lambda wildcards, input: input.checkpoint or "random",
-        launch=launch("finetune"),
     log:
         "logs/finetune/{model}/{dataset}.log",
     benchmark:
         "benchmarks/finetune/{model}_{dataset}.tsv"
-    threads: res("finetune")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("finetune").threads
     resources:
         **slurm_resources("finetune"),
+    params:
+        settings=lambda wildcards: job_settings(wf.evaluation_settings(config, wildcards.dataset)),
+        checkpoint=lambda wildcards, input: input.checkpoint or "random",
+        launch=launch("finetune"),
     shell:
         "{params.launch} finetune --checkpoint {params.checkpoint} --config {params.settings:q} "
         "--index {input.index} --root {input.root} --dataset {wildcards.dataset} --model {wildcards.model} "

@@ -2,45 +2,57 @@
 
 
 rule attention_figure:
-    conda:
-        CONDA_ENV
     input:
-        unpack(attention_data),
-        spatial_init=spatial_init_input(),
+        unpack(get_attention_data),
+        spatial_init=get_spatial_init(),
         svt=PRETRAINED,
     output:
-        png=report("results/figures/attention.png", caption="../report/attention.rst", category="Figures"),
+        png=report(
+            "results/figures/attention.png",
+            caption="../report/attention.rst",
+            category="Figures",
+        ),
         pdf="results/figures/attention.pdf",
-    params:
-        settings=lambda wildcards: settings(evaluation_settings(config["figures"]["attention_dataset"])),
-        init=lambda wildcards, input: input.spatial_init or "random",
-        init_label="spatial init" if config["spatial_init"]["source"] != "none" else "random init",
     log:
         "logs/figures/attention.log",
     benchmark:
         "benchmarks/attention_figure/attention.tsv"
-    threads: res("default")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
     resources:
         **slurm_resources("default"),
+    params:
+        settings=lambda wildcards: job_settings(wf.evaluation_settings(config, config["figures"]["attention_dataset"])),
+        init=lambda wildcards, input: input.spatial_init or "random",
+        init_label=("spatial init" if config["spatial_init"]["source"] != "none" else "random init"),
     shell:
         "svt attention --compare {params.init_label:q} {params.init} --compare SVT {input.svt} "
         "--config {params.settings:q} --index {input.index} --root {input.root} --out {output.png} > {log} 2>&1"
 
 
 rule reproduction_delta:
-    conda:
-        CONDA_ENV
     input:
         expand("results/table{number}.csv", number=range(1, 9)),
     output:
-        png=report("results/figures/reproduction_delta.png", caption="../report/delta.rst", category="Figures"),
+        png=report(
+            "results/figures/reproduction_delta.png",
+            caption="../report/delta.rst",
+            category="Figures",
+        ),
         pdf="results/figures/reproduction_delta.pdf",
-        cells=report("results/figures/reproduction_delta.csv", caption="../report/delta.rst", category="Figures"),
+        cells=report(
+            "results/figures/reproduction_delta.csv",
+            caption="../report/delta.rst",
+            category="Figures",
+        ),
     log:
         "logs/figures/reproduction_delta.log",
     benchmark:
         "benchmarks/reproduction_delta/delta.tsv"
-    threads: res("default")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
     resources:
         **slurm_resources("default"),
     shell:
@@ -48,29 +60,40 @@ rule reproduction_delta:
 
 
 rule compute_table:
-    conda:
-        CONDA_ENV
     input:
         expand("results/table{number}.csv", number=range(1, 9)),
         "results/figures/attention.png",
         "results/figures/reproduction_delta.png",
     output:
         report("results/compute.csv", caption="../report/compute.rst", category="Compute"),
-    params:
-        gpus=" ".join(f"{rule}={res(kind)['gpus']}" for rule, kind in [("pretrain", "pretrain"),
-            ("ablation_pretrain", "pretrain"), ("spatial_init", "pretrain"), ("finetune", "finetune"),
-            ("linear", "linear"), ("ablation_linear", "linear")]),
-        sidecars=lambda wildcards: " ".join(
-            [f"--sidecar benchmarks/pretrain/{PRETRAIN_RUN}.tsv {PRETRAINED}.json"]
-            + [f"--sidecar benchmarks/ablation_pretrain/{v}.tsv results/ablations/{v}/teacher.pth.json"
-               for v in sorted({v for vs in config["ablations"]["tables"].values() for v in vs})]),
     log:
         "logs/compute_table.log",
     benchmark:
         "benchmarks/compute.tsv"
-    threads: res("default")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
     resources:
         **slurm_resources("default"),
+    params:
+        gpus=" ".join(
+            f"{rule}={res(kind).gpus}"
+            for rule, kind in [
+                ("pretrain", "pretrain"),
+                ("ablation_pretrain", "pretrain"),
+                ("spatial_init", "pretrain"),
+                ("finetune", "finetune"),
+                ("linear", "linear"),
+                ("ablation_linear", "linear"),
+            ]
+        ),
+        sidecars=lambda wildcards: " ".join(
+            [f"--sidecar benchmarks/pretrain/{PRETRAIN_RUN}.tsv {PRETRAINED}.json"]
+            + [
+                f"--sidecar benchmarks/ablation_pretrain/{v}.tsv results/ablations/{v}/teacher.pth.json"
+                for v in sorted({v for vs in config["ablations"]["tables"].values() for v in vs})
+            ]
+        ),
     shell:
         "svt compute --benchmarks benchmarks/*/*.tsv --gpus {params.gpus} {params.sidecars} --out {output} "
         "> {log} 2>&1"

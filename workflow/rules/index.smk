@@ -3,43 +3,43 @@
 
 
 rule index:
-    conda:
-        CONDA_ENV
     input:
-        root=lambda wildcards: dataset_root(wildcards.dataset),
+        root=get_dataset_root,
     output:
         index="resources/index/{dataset}.parquet",
         summary="resources/index/{dataset}.summary.json",
-    params:
-        options=lambda wildcards: index_options(wildcards.dataset),
     log:
         "logs/index/{dataset}.log",
     benchmark:
         "benchmarks/index/{dataset}.tsv"
-    threads: res("data")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("data").threads
     resources:
         **slurm_resources("data"),
+    params:
+        options=lambda wildcards: wf.index_options(config, wildcards.dataset),
     shell:
         "svt index --dataset {wildcards.dataset} --root {input.root} {params.options} --deep --workers {threads} "
         "--out {output.index} --summary {output.summary} > {log} 2>&1"
 
 
 rule ablation_subset:
-    conda:
-        CONDA_ENV
     input:
         f"resources/index/{PRETRAIN_SET}.parquet",
     output:
         f"resources/index/{PRETRAIN_SET}_ablation.parquet",
-    params:
-        videos=config["ablations"]["subset"]["videos"],
-        seed=config["ablations"]["subset"]["seed"],
     log:
         "logs/ablation_subset.log",
     benchmark:
         f"benchmarks/ablation_subset/{PRETRAIN_SET}.tsv"
-    threads: res("default")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
     resources:
         **slurm_resources("default"),
+    params:
+        videos=config["ablations"]["subset"]["videos"],
+        seed=config["ablations"]["subset"]["seed"],
     shell:
         "svt subset --index {input} --videos {params.videos} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -6,48 +6,48 @@
 if config["spatial_init"]["source"] == "image_pretraining":
 
     rule spatial_init:
-        conda:
-            CONDA_ENV
         input:
-            unpack(pretraining_data("the spatial initialisation (spatial_init.source: image_pretraining)")),
+            unpack(get_pretraining_data("the spatial initialisation (spatial_init.source: image_pretraining)")),
         output:
             "resources/weights/spatial_init.pth",
-        params:
-            settings=settings(image_pretraining_settings()),
-            launch=launch("pretrain"),
         log:
             "logs/spatial_init.log",
         benchmark:
             "benchmarks/spatial_init/image_pretraining.tsv"
-        threads: res("pretrain")["threads"]
+        conda:
+            CONDA_ENV
+        threads: res("pretrain").threads
         resources:
             **slurm_resources("pretrain"),
+        params:
+            settings=job_settings(wf.image_pretraining_settings(config)),
+            launch=launch("pretrain"),
         shell:
             "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
             "--work work/spatial_init --out {output} > {log} 2>&1"
 
 
 rule pretrain:
-    conda:
-        CONDA_ENV
     input:
-        unpack(pretraining_data(f"SVT pretraining ({PRETRAINED})")),
-        init=spatial_init_input(),
+        unpack(get_pretraining_data(f"SVT pretraining ({PRETRAINED})")),
+        init=get_spatial_init(),
     output:
         teacher=PRETRAINED,
         meta=f"{PRETRAINED}.json",
-    params:
-        settings=settings(pretraining_settings()),
-        launch=launch("pretrain"),
-        init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
-        work=f"work/pretrain/{PRETRAIN_RUN}",
     log:
         f"logs/pretrain/{PRETRAIN_RUN}.log",
     benchmark:
         f"benchmarks/pretrain/{PRETRAIN_RUN}.tsv"
-    threads: res("pretrain")["threads"]
+    conda:
+        CONDA_ENV
+    threads: res("pretrain").threads
     resources:
         **slurm_resources("pretrain"),
+    params:
+        settings=job_settings(wf.pretraining_settings(config)),
+        launch=launch("pretrain"),
+        init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
+        work=f"work/pretrain/{PRETRAIN_RUN}",
     shell:
         "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
         "--work {params.work} --out {output.teacher} {params.init} > {log} 2>&1"

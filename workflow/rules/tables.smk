@@ -4,58 +4,74 @@
 
 
 rule table:
-    conda:
-        CONDA_ENV
     input:
-        metrics=table_metrics,
-        sidecars=table_sidecars,
+        metrics=get_table_metrics,
+        sidecars=get_table_sidecars,
     output:
-        csv=report("results/table{number}.csv", caption="../report/table.rst", category="Table data",
-                   labels={"table": "{number}"}),
+        csv=report(
+            "results/table{number}.csv",
+            caption="../report/table.rst",
+            category="Table data",
+            labels={"table": "{number}"},
+        ),
         md="results/table{number}.md",
-        html=report("results/table{number}.html", caption="../report/table.rst", category="Tables",
-                    labels={"table": "{number}"}),
-    wildcard_constraints:
-        number="[1-8]",
-    params:
-        scale=config["scale"],
-        not_run=" ".join(DISABLED),
-        baselines=" ".join(config["evaluation"]["baselines"]),
+        html=report(
+            "results/table{number}.html",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{number}"},
+        ),
     log:
         "logs/tables/table{number}.log",
     benchmark:
         "benchmarks/table/table{number}.tsv"
-    threads: res("default")["threads"]
+    wildcard_constraints:
+        number="[1-8]",
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
     resources:
         **slurm_resources("default"),
+    params:
+        scale=config["scale"],
+        not_run=" ".join(DISABLED),
+        baselines=" ".join(config["evaluation"]["baselines"]),
     shell:
         "svt table --number {wildcards.number} --metrics {input.metrics} --scale {params.scale} "
         "--not-run {params.not_run} --baselines {params.baselines} --out {output.csv} > {log} 2>&1"
 
 
 rule release_table:
-    conda:
-        CONDA_ENV
     input:
-        release_metrics,
+        get_release_metrics,
     output:
-        csv=report("results/release/table{number}.csv", caption="../report/release_table.rst",
-                   category="Table data (released weights)", labels={"table": "{number}"}),
+        csv=report(
+            "results/release/table{number}.csv",
+            caption="../report/release_table.rst",
+            category="Table data (released weights)",
+            labels={"table": "{number}"},
+        ),
         md="results/release/table{number}.md",
-        html=report("results/release/table{number}.html", caption="../report/release_table.rst",
-                    category="Tables (released weights)", labels={"table": "{number}"}),
-    wildcard_constraints:
-        number="[1-3]",
-    params:
-        scale=config["scale"],
-        not_run=" ".join(DISABLED),
+        html=report(
+            "results/release/table{number}.html",
+            caption="../report/release_table.rst",
+            category="Tables (released weights)",
+            labels={"table": "{number}"},
+        ),
     log:
         "logs/tables/release_table{number}.log",
     benchmark:
         "benchmarks/release_table/table{number}.tsv"
-    threads: res("default")["threads"]
+    wildcard_constraints:
+        number="[1-3]",
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
     resources:
         **slurm_resources("default"),
+    params:
+        scale=config["scale"],
+        not_run=" ".join(DISABLED),
     shell:
         "svt table --released --number {wildcards.number} --metrics {input} --scale {params.scale} "
         "--not-run {params.not_run} --out {output.csv} > {log} 2>&1"
