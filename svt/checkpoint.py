@@ -227,9 +227,26 @@ def check_serialisable(obj, where: str = "checkpoint") -> None:
     raise TypeError(f"{where}: {type(obj).__name__} is not a tensor or JSON-able value")
 
 
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) checkpoint object: about what it needs on disk."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def save_checkpoint(path: str | os.PathLike, obj: dict) -> None:
+    """Written atomically; a full disk raises svt.io.WriteError naming the path, the bytes needed and free."""
     check_serialisable(obj)
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:  # through a Python file: a full disk is an OSError, not torch's opaque one
+            torch.save(obj, fh)
+
+    atomic_write(path, write, size_hint=tensor_bytes(obj))
 
 
 def export_official(path: str | os.PathLike, backbone: VisionTransformer, head: nn.Module | None = None,

@@ -29,7 +29,8 @@ STAGES = {
 
 # Exceptions that mean bad input rather than a bug in svt.
 USER_ERRORS = {"ValueError", "FileNotFoundError", "DownloadError", "CheckpointError", "AnnotationError", "ConfigError",
-               "UnsafeArchive"}
+               "UnsafeArchive", "WriteError"}
+EXIT_REQUEUE = 75  # EX_TEMPFAIL: a stop signal ended a training run after its checkpoint; rerun to resume
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - sorted by kind below; anything unexpected is raised again
+        if type(e).__name__ == "Interrupted":  # SLURM's warning or preemption: checkpointed, to be requeued
+            print(f"svt {args.stage}: {e}", file=sys.stderr)
+            return EXIT_REQUEUE
         # Bad input (a file, a key, a checkpoint) is reported as one line naming it; SVT_DEBUG=1 shows where.
         if os.environ.get("SVT_DEBUG") or type(e).__name__ not in USER_ERRORS:
             raise

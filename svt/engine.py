@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from svt import settings as settings_mod
 from svt.checkpoint import last_logged, resume, save_training_state, set_rng_state
 from svt.data import make_loader
 from svt.device import Dist, init_distributed, replica_digests
-from svt.io import fingerprint, remove_stale_temps
+from svt.io import WriteError, fingerprint, remove_stale_temps, storage_error, write_error
 from svt.sampler import rank_sampler
 
 log = logging.getLogger("svt.engine")
@@ -125,57 +127,152 @@ def start(loop: Loop, task: Task, settings, inputs: tuple, outputs: tuple = ()) 
     return int(state["iteration"]), int(state.get("decode_failures", 0)), run_id
 
 
+class StopSignal:
+    """SIGUSR1 (SLURM's warning ahead of the time limit, `--signal`) and SIGTERM (preemption, the time limit,
+    scancel): the step under way finishes, a checkpoint is written and the run exits (Interrupted) so that the
+    scheduler requeues it or Snakemake retries it; the same command then resumes exactly."""
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: str | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+
+    def shared(self, d: Dist) -> bool:
+        """Whether any rank received a stop signal: one decision, so every rank stops at the same iteration."""
+        flag = torch.tensor([float(self.received is not None)], device=d.device)
+        if d.enabled:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+class Interrupted(RuntimeError):
+    """A stop signal ended the run after a checkpoint: svt exits with status 75 (EX_TEMPFAIL, svt.cli), Snakemake
+    retries the job and it resumes from its work folder."""
+
+
+class Progress:
+    """metrics.jsonl and the progress bar (rank 0). Closed before an error is reported, so the error is the last
+    line; a full disk while logging is a WriteError naming the file."""
+
+    def __init__(self, loop: Loop, name: str, it: int):
+        self.main, self.path = loop.d.is_main, loop.work / "metrics.jsonl"
+        self.file = open(self.path, "a") if self.main else None
+        self.bar = tqdm(total=loop.total, initial=it, desc=name, unit="it", disable=not self.main)
+
+    def log(self, stats: dict) -> None:
+        if not self.main:
+            return
+        line = json.dumps(stats) + "\n"
+        try:
+            self.file.write(line)
+            self.file.flush()
+        except OSError as e:
+            if storage_error(e) is None:
+                raise
+            raise kept(write_error(self.path, storage_error(e), len(line)), self.path.parent) from None
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{stats['loss']:.3f}", wait=f"{stats['data_wait']:.2f}")
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:  # the buffered rest of a line a full disk refused: resume cuts partial lines
+                pass
+
+
+def kept(error: WriteError, work: Path) -> WriteError:
+    """The error with what survives it: the newest checkpoint of the run (resume starts there)."""
+    saved = sorted(Path(work).glob("checkpoint_*.pth"))
+    return WriteError(error.errno, f"{error.strerror}; {saved[-1].name + ' is kept' if saved else 'no checkpoint yet'}")
+
+
+class Checkpoints:
+    """Atomic training checkpoints of this run (once per iteration at most)."""
+
+    def __init__(self, loop: Loop, task: Task, run_id: str, settings, done: int):
+        self.loop, self.task, self.run_id, self.done = loop, task, run_id, done
+        self.config = settings_mod.to_dict(settings)
+
+    def save(self, it: int, failures: int) -> None:
+        if it == self.done:
+            return
+        try:
+            save_training_state(self.loop.work, it, self.loop.d, self.loop.keep_checkpoints, {
+                "format": f"svt-{self.task.name}", "run": self.run_id, **self.task.state(),
+                "epoch": it // self.loop.iters_per_epoch, "decode_failures": failures, "config": self.config})
+        except WriteError as e:
+            raise kept(e, self.loop.work) from None
+        self.done = it
+
+
+def epoch_loader(loop: Loop, task: Task, it: int):
+    """The batches left in the epoch of iteration `it` (mid-epoch after a resume)."""
+    epoch = it // loop.iters_per_epoch
+    loop.dataset.set_epoch(epoch)
+    loop.sampler.set_epoch(epoch, start_batch=it % loop.iters_per_epoch)
+    task.train_mode()
+    return make_loader(loop.dataset, loop.per_rank, loop.workers, shuffle=False, seed=loop.seed,
+                       sampler=loop.sampler, drop_last=True)
+
+
+def step(loop: Loop, task: Task, batch: dict, it: int, t_data: float, failures: int) -> dict:
+    """One iteration and what is logged for it (the task's numbers, throughput, data wait, decode failures)."""
+    epoch, t_step = it // loop.iters_per_epoch, time.perf_counter()
+    try:
+        stats = task.step(batch, it, epoch)
+    except NonFiniteLoss as e:
+        raise NonFiniteLoss(f"{e}; the last good checkpoint in {loop.work} is kept") from None
+    now = time.perf_counter()
+    if "tokens" in stats:
+        stats["tokens_per_s"] = stats.pop("tokens") * loop.d.world_size / (now - t_data)
+    return {"iteration": it + 1, "epoch": epoch, **stats, "clips_per_s": loop.batch_size / (now - t_data),
+            "data_wait": (t_step - t_data) / (now - t_data), "decode_failures": failures}
+
+
 def train(loop: Loop, task: Task, settings, inputs: tuple, outputs: tuple = ()) -> dict:
     """Run (or resume) the whole training; returns {"iterations", "world_size", "replica_sha256", "final",
     "decode_failures"}, "final" being the last logged iteration (also when a rerun finds the run ended)."""
     d = loop.d
     it, failures, run_id = start(loop, task, settings, inputs, outputs)
-    config = settings_mod.to_dict(settings)
-
-    def save(it: int) -> None:
-        save_training_state(loop.work, it, d, loop.keep_checkpoints, {
-            "format": f"svt-{task.name}", "run": run_id, **task.state(), "epoch": it // loop.iters_per_epoch,
-            "decode_failures": failures, "config": config})
-
-    metrics_f = open(loop.work / "metrics.jsonl", "a") if d.is_main else None
-    bar = tqdm(total=loop.total, initial=it, desc=task.name, unit="it", disable=not d.is_main)
-    while it < loop.total:
-        epoch = it // loop.iters_per_epoch
-        loop.dataset.set_epoch(epoch)
-        loop.sampler.set_epoch(epoch, start_batch=it % loop.iters_per_epoch)
-        task.train_mode()
-        loader = make_loader(loop.dataset, loop.per_rank, loop.workers, shuffle=False, seed=loop.seed,
-                             sampler=loop.sampler, drop_last=True)
-        t_data = time.perf_counter()
-        for batch in loader:
-            t_step = time.perf_counter()
-            failures += len(batch["failed"])
-            try:
-                stats = task.step(batch, it, epoch)
-            except NonFiniteLoss as e:
-                raise NonFiniteLoss(f"{e}; the last good checkpoint in {loop.work} is kept") from None
-            it += 1
-            now = time.perf_counter()
-            if "tokens" in stats:
-                stats["tokens_per_s"] = stats.pop("tokens") * d.world_size / (now - t_data)
-            stats = {"iteration": it, "epoch": epoch, **stats, "clips_per_s": loop.batch_size / (now - t_data),
-                     "data_wait": (t_step - t_data) / (now - t_data), "decode_failures": failures}
-            if d.is_main:
-                metrics_f.write(json.dumps(stats) + "\n")
-                metrics_f.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", wait=f"{stats['data_wait']:.2f}")
-            if it % loop.checkpoint_every == 0 or it % loop.iters_per_epoch == 0:
-                save(it)
-            t_data = time.perf_counter()
-            if it >= loop.total:
-                break
-    bar.close()
+    checkpoints = Checkpoints(loop, task, run_id, settings, it)
+    progress = Progress(loop, task.name, it)
+    try:
+        with StopSignal() as stop:
+            while it < loop.total:
+                t_data = time.perf_counter()
+                for batch in epoch_loader(loop, task, it):
+                    failures += len(batch["failed"])
+                    progress.log(step(loop, task, batch, it, t_data, failures))
+                    it += 1
+                    if it % loop.checkpoint_every == 0 or it % loop.iters_per_epoch == 0:
+                        checkpoints.save(it, failures)
+                    if stop.shared(d):
+                        checkpoints.save(it, failures)
+                        raise Interrupted(f"{stop.received or 'a stop signal (another rank)'} at iteration {it}: "
+                                          f"checkpoint_{it:08d}.pth written in {loop.work}; exiting to be requeued "
+                                          "(the same command resumes from it)")
+                    t_data = time.perf_counter()
+                    if it >= loop.total:
+                        break
+    finally:
+        progress.close()
     digests = replica_digests(task.model, d)
-    final = {}
-    if d.is_main:
-        metrics_f.close()
-        final = last_logged(loop.work)
+    final = last_logged(loop.work) if d.is_main else {}
     return {"iterations": loop.total, "world_size": d.world_size, "replica_sha256": digests, "final": final,
             "decode_failures": failures}
 

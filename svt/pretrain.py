@@ -21,6 +21,7 @@ from svt.config import load_settings
 from svt.data import PretrainDataset
 from svt.device import autocast, autocast_dtype, compile_blocks
 from svt.index import read_index
+from svt.io import WriteError
 from svt.loss import SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
 from svt.settings import Pretraining
@@ -192,7 +193,10 @@ def run(cfg: Pretraining | dict, index_path: str, root: str, work: str, out: str
     summary.update(epochs=s.optim.epochs, config=settings_mod.to_dict(s), init=init,
                    precision=str(task.amp).replace("torch.", "") if task.amp else "fp32")
     if d.is_main:
-        export_official(out, teacher.backbone, teacher.head, meta=summary)
+        try:
+            export_official(out, teacher.backbone, teacher.head, meta=summary)
+        except WriteError as e:
+            raise engine.kept(e, work) from None
     engine.finish(d)
     return summary
 
