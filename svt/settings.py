@@ -195,6 +195,9 @@ class Resource:
     cpus_per_gpu: int
     mem_mb: int
     runtime: int  # minutes on the first attempt; scaled by the attempt number
+    # seconds before the time limit at which SLURM sends SIGUSR1 (--signal): training checkpoints and exits to be
+    # retried; 0 = no warning (SIGTERM at the limit or on preemption is handled the same way, with less time)
+    warning_seconds: int = 0
     nodes: int = 1  # above 1: one torchrun per node under srun (SLURM)
     tasks_per_node: int = 1  # torchrun agents per node (2 stands in for 2 nodes on one machine)
     slurm_partition: str | None = None

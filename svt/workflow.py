@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,14 @@ from svt import settings as typed
 from svt.config import ConfigError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def leave_stop_signals_to_jobs() -> None:
+    """SLURM's warning ahead of the time limit (`--signal=USR1@s`, resources.<kind>.warning_seconds) reaches every
+    process of the job step: Snakemake itself, the shell it starts and svt. Snakemake ignores it (and so, by
+    inheritance, does the shell; torchrun too), so they live on while svt, which handles it, finishes its step,
+    checkpoints and exits; Snakemake then retries the job, which resumes from the checkpoint."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 def put_interpreter_on_path() -> None:

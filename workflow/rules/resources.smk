@@ -36,8 +36,12 @@ def slurm_resources(kind):
         value = getattr(r, key) or os.environ.get(env)
         if value:
             out[key] = value
-    if r.slurm_extra:
-        out["slurm_extra"] = r.slurm_extra
+    # --signal without B: SIGUSR1 goes to the job step's processes; svt checkpoints and exits, Snakemake itself
+    # ignores it (svt.workflow.leave_stop_signals_to_jobs) and retries the job, which resumes
+    extra = [r.slurm_extra] if r.slurm_extra else []
+    extra += [f"--signal=USR1@{r.warning_seconds}"] if r.warning_seconds else []
+    if extra:
+        out["slurm_extra"] = " ".join(extra)
     return out
 
 
