@@ -24,6 +24,7 @@ from tqdm import tqdm
 from svt import benchmarks
 from svt.datasets import LAYOUTS, annotation_file, read_annotations, read_layout
 from svt.io import atomic_write, save_json
+from svt.settings import Dataset
 from svt.video import DecodeError, probe
 
 log = logging.getLogger("svt.index")
@@ -128,14 +129,14 @@ def add_index_arguments(p):
                         "videos)")
     p.add_argument("--layout", choices=LAYOUTS, help="your own videos: class folders, or a CSV path,label[,split]")
     p.add_argument("--csv", help="layout csv: the CSV file")
-    p.add_argument("--val-fraction", type=float, default=0.2,
+    p.add_argument("--val-fraction", type=float, default=Dataset.val_fraction,
                    help="your own videos without a given split: the fraction drawn (seeded) for val")
-    p.add_argument("--seed", type=int, default=0, help="seed of that draw")
+    p.add_argument("--seed", type=int, default=Dataset.seed, help="seed of that draw")
     p.add_argument("--split-file", help="where the drawn split is written and read back (default: OUT.split.csv)")
     p.add_argument("--root", required=True, help="dataset root (layouts: svt/benchmarks/, your own: svt/datasets.py)")
     p.add_argument("--out", required=True, help="index table (.parquet or .csv)")
     p.add_argument("--summary", help="summary JSON (default: <out>.summary.json)")
-    p.add_argument("--split", type=int, default=1, help="official split number (UCF-101 / HMDB-51)")
+    p.add_argument("--split", type=int, default=Dataset.split, help="official split number (UCF-101 / HMDB-51)")
     p.add_argument("--deep", action="store_true",
                    help="the exact probe (what the workflow runs): decode every file once sequentially, check its "
                         "count against the header or duration x fps, and mark files whose random access returns "

@@ -201,3 +201,71 @@ def test_two_srun_tasks_train_one_model_across_ranks_equal_to_one_process(two_ta
     RUN_REPORT.append(f"2 srun tasks (c10d rendezvous, gloo) vs 1 process: teacher relative L2 {rel_l2:.2e}")
     # a missing gradient sync or a rank training on the wrong half of the batch is off by ~1e-2
     assert rel_l2 < 1e-4, rel_l2
+
+
+# ------------------------------------------------------------------ SLURM's warning signal: checkpoint, retry, resume
+
+SIGNAL_MICRO = merge(SLURM_MICRO, {
+    "spatial_init": {"source": "none"},
+    "pretraining": {"optim": {"epochs": 4}, "checkpoint_every": 100},  # 12 iterations; checkpoints at epoch ends
+    "resources": {"pretrain": {"warning_seconds": 60}},  # the profile's --signal=USR1@60 (not reached here)
+})
+
+
+def pretrain_through_the_profile(wd, warn: bool) -> tuple[int, str]:
+    """results/pretrain/svt.pth through `--profile slurm` (torchrun, 2 gloo processes, in a SLURM job); with `warn`,
+    the job's processes get SLURM's warning signal (scancel --signal=USR1, as --signal=USR1@s sends it) once two
+    iterations are logged, and Snakemake retries the job (retries: 1)."""
+    (wd / "config").mkdir(parents=True)
+    (wd / "config" / "micro.yaml").write_text(yaml.safe_dump(SIGNAL_MICRO))
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(SIGNAL_MICRO))
+    (wd / "local").mkdir()
+    (wd / "local" / "config.yaml").write_text(yaml.safe_dump({**LOCAL_OVERRIDE, "retries": 1}))
+    shutil.copytree(REPO / "profiles", wd / "profiles")
+    (wd / "slurm").symlink_to("profiles/slurm")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local",
+           "results/pretrain/svt.pth"]
+    proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if warn:
+        metrics, deadline = wd / "work" / "pretrain" / "svt" / "metrics.jsonl", time.time() + 600
+        while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+            assert proc.poll() is None, proc.communicate()[0][-5000:]
+            time.sleep(0.2)
+        jobs = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i %k"], capture_output=True, text=True).stdout
+        pretrain = [line.split()[0] for line in jobs.splitlines() if "rule_pretrain" in line]
+        assert len(pretrain) == 1, jobs
+        subprocess.run(["scancel", "--signal=USR1", pretrain[0]], check=True)
+    try:
+        out, _ = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        raise AssertionError(proc.communicate(timeout=120)[0][-5000:])
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+def test_slurms_warning_signal_checkpoints_the_job_which_is_retried_and_ends_bit_identical(tmp_path):
+    import torch
+
+    from svt.checkpoint import torch_load
+
+    rc, out = pretrain_through_the_profile(tmp_path / "straight", warn=False)
+    assert rc == 0, out[-5000:]
+    t0 = time.time()
+    rc, out = pretrain_through_the_profile(tmp_path / "warned", warn=True)
+    assert rc == 0, out[-8000:]
+    log = (tmp_path / "warned" / "logs" / "pretrain" / "svt.log").read_text()
+    stops = re.findall(r"svt pretrain: SIGUSR1 at iteration (\d+): checkpoint_\d+\.pth written", log)
+    jobs = submitted(out)["pretrain"]
+    assert len(jobs) == 2, out[-5000:]  # the warned job, then Snakemake's retry
+    # the retry's log replaced the first attempt's, so the stop is read from the first job's SLURM log
+    first = "\n".join(p.read_text() for p in (tmp_path / "warned" / "logs" / "slurm").rglob(f"*{jobs[0]}*"))
+    stops += re.findall(r"svt pretrain: SIGUSR1 at iteration (\d+): checkpoint_\d+\.pth written", first)
+    a = torch_load(tmp_path / "straight" / "results" / "pretrain" / "svt.pth")
+    b = torch_load(tmp_path / "warned" / "results" / "pretrain" / "svt.pth")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    iterations = [json.loads(line)["iteration"] for line in
+                  (tmp_path / "warned" / "work" / "pretrain" / "svt" / "metrics.jsonl").read_text().splitlines()]
+    assert iterations == list(range(1, 13))  # each iteration logged once
+    RUN_REPORT.append(f"SLURM warning signal: jobs {jobs}, stopped at iteration(s) {stops}, retried, teacher "
+                      f"bit-identical to the uninterrupted run ({time.time() - t0:.0f} s)")

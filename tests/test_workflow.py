@@ -290,8 +290,8 @@ def test_metrics_jsons_validate_against_their_schema(micro_run):
     wd, _ = micro_run
     files = list((wd / "results").glob("**/*_linear*.json")) + list((wd / "results").glob("**/*_finetune.json")) \
         + list((wd / "results").glob("**/*_knn.json"))
-    # linear + knn (svt, random on 3 enabled sets), finetune, 3 variants + random reference x 2 sets, slow-fast
-    assert len(files) == 6 + 6 + 3 + 4 * 2 + 2
+    # linear + knn (svt, random on 3 enabled sets), finetune, 4 variants + random reference x 2 sets, slow-fast
+    assert len(files) == 6 + 6 + 3 + 5 * 2 + 2
     for f in files:
         jsonschema.validate(json.loads(f.read_text()), SCHEMA)
 
