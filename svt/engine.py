@@ -4,8 +4,9 @@ A stage builds its models on the process `distributed()` set up and hands the en
 optimiser state to checkpoint, and one training step. The engine owns the rest of a run: the work folder and its
 stale temp files, per-rank random streams, the run fingerprint (every typed setting except those the settings
 class declares LOGISTICS, plus the files the run starts from), resume from the newest checkpoint of the same run,
-the epoch loop over the resumable sampler, metrics.jsonl and the progress bar, atomic checkpoints, the replica
-check and teardown.
+the epoch loop over the resumable sampler, metrics.jsonl and the progress bar, atomic checkpoints, stop signals
+(SIGUSR1 / SIGTERM: checkpoint and exit to be requeued), one-line reports of a full disk, the replica check and
+teardown.
 
 The work folder lies outside Snakemake's declared outputs, so a failed or preempted job keeps it: rerunning the
 same command resumes bit-exactly from the newest valid checkpoint.

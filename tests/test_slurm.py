@@ -7,6 +7,7 @@ scheduler. Skipped where there is no SLURM (a laptop); `.ci/run` starts a cluste
 """
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -212,7 +213,7 @@ SIGNAL_MICRO = merge(SLURM_MICRO, {
 })
 
 
-def pretrain_through_the_profile(wd, warn: bool) -> tuple[int, str]:
+def pretrain_through_the_profile(wd, warn: bool) -> tuple[int, str, int]:
     """results/pretrain/svt.pth through `--profile slurm` (torchrun, 2 gloo processes, in a SLURM job); with `warn`,
     the job's processes get SLURM's warning signal (scancel --signal=USR1, as --signal=USR1@s sends it) once two
     iterations are logged, and Snakemake retries the job (retries: 1)."""
@@ -226,6 +227,7 @@ def pretrain_through_the_profile(wd, warn: bool) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local",
            "results/pretrain/svt.pth"]
     proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = 0
     if warn:
         metrics, deadline = wd / "work" / "pretrain" / "svt" / "metrics.jsonl", time.time() + 600
         while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
@@ -234,13 +236,14 @@ def pretrain_through_the_profile(wd, warn: bool) -> tuple[int, str]:
         jobs = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i %k"], capture_output=True, text=True).stdout
         pretrain = [line.split()[0] for line in jobs.splitlines() if "rule_pretrain" in line]
         assert len(pretrain) == 1, jobs
+        done = len(metrics.read_text().splitlines())
         subprocess.run(["scancel", "--signal=USR1", pretrain[0]], check=True)
     try:
         out, _ = proc.communicate(timeout=900)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
         raise AssertionError(proc.communicate(timeout=120)[0][-5000:])
-    return proc.returncode, out
+    return proc.returncode, out, done
 
 
 @pytest.mark.slow
@@ -249,23 +252,27 @@ def test_slurms_warning_signal_checkpoints_the_job_which_is_retried_and_ends_bit
 
     from svt.checkpoint import torch_load
 
-    rc, out = pretrain_through_the_profile(tmp_path / "straight", warn=False)
-    assert rc == 0, out[-5000:]
     t0 = time.time()
-    rc, out = pretrain_through_the_profile(tmp_path / "warned", warn=True)
+    wd = tmp_path / "warned"
+    rc, out, done = pretrain_through_the_profile(wd, warn=True)
     assert rc == 0, out[-8000:]
-    log = (tmp_path / "warned" / "logs" / "pretrain" / "svt.log").read_text()
-    stops = re.findall(r"svt pretrain: SIGUSR1 at iteration (\d+): checkpoint_\d+\.pth written", log)
     jobs = submitted(out)["pretrain"]
-    assert len(jobs) == 2, out[-5000:]  # the warned job, then Snakemake's retry
-    # the retry's log replaced the first attempt's, so the stop is read from the first job's SLURM log
-    first = "\n".join(p.read_text() for p in (tmp_path / "warned" / "logs" / "slurm").rglob(f"*{jobs[0]}*"))
-    stops += re.findall(r"svt pretrain: SIGUSR1 at iteration (\d+): checkpoint_\d+\.pth written", first)
-    a = torch_load(tmp_path / "straight" / "results" / "pretrain" / "svt.pth")
-    b = torch_load(tmp_path / "warned" / "results" / "pretrain" / "svt.pth")
+    assert len(jobs) == 2, out[-5000:]  # the warned job, which failed after its checkpoint, then Snakemake's retry
+    # the retry's log (it replaced the first attempt's) starts from the checkpoint the warned job wrote
+    log = (wd / "logs" / "pretrain" / "svt.log").read_text()
+    resumed = int(re.search(r"resumed from iteration (\d+)", log).group(1))
+    assert done <= resumed <= done + 1 < 12  # within one iteration of the signal, mid-run
+    # the uninterrupted reference: the job's own command and thread count, run straight through outside SLURM
+    settings = re.search(r"-m svt pretrain --config '(.*?)' --index", out).group(1)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    subprocess.run([*torchrun, "-m", "svt", "pretrain", "--config", settings, "--index",
+                    "resources/index/kinetics400.parquet", "--root", "resources/synthetic/kinetics400", "--work",
+                    str(tmp_path / "straight"), "--out", str(tmp_path / "straight.pth")], cwd=wd, check=True,
+                   capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(RESOURCES["pretrain"]["threads"])})
+    a, b = torch_load(tmp_path / "straight.pth"), torch_load(wd / "results" / "pretrain" / "svt.pth")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     iterations = [json.loads(line)["iteration"] for line in
-                  (tmp_path / "warned" / "work" / "pretrain" / "svt" / "metrics.jsonl").read_text().splitlines()]
+                  (wd / "work" / "pretrain" / "svt" / "metrics.jsonl").read_text().splitlines()]
     assert iterations == list(range(1, 13))  # each iteration logged once
-    RUN_REPORT.append(f"SLURM warning signal: jobs {jobs}, stopped at iteration(s) {stops}, retried, teacher "
-                      f"bit-identical to the uninterrupted run ({time.time() - t0:.0f} s)")
+    RUN_REPORT.append(f"SLURM warning signal: job {jobs[0]} signalled after {done} iterations, checkpointed at "
+                      f"{resumed}, job {jobs[1]} resumed; teacher bit-identical ({time.time() - t0:.0f} s)")
