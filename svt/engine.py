@@ -181,9 +181,10 @@ class Progress:
             self.file.write(line)
             self.file.flush()
         except OSError as e:
-            if storage_error(e) is None:
+            storage = storage_error(e)
+            if storage is None:
                 raise
-            raise kept(write_error(self.path, storage_error(e), len(line)), self.path.parent) from None
+            raise kept(write_error(self.path, storage, len(line)), self.path.parent) from None
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{stats['loss']:.3f}", wait=f"{stats['data_wait']:.2f}")
 
