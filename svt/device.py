@@ -34,9 +34,11 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
-def compile_blocks(model: torch.nn.Module, mode: bool | str) -> None:
-    """torch.compile each transformer block and head in place (state-dict names unchanged), one static graph per
-    view shape. mode: true (inductor's default) or "reduce-overhead" (adds CUDA graphs: one launch per block)."""
+def compile_blocks(model: torch.nn.Module, mode: bool | str, backend: str = "inductor") -> None:
+    """torch.compile each transformer block and head in place (state-dict names unchanged), static shapes: all
+    blocks share one graph per view shape and grad mode (their stochastic-depth rates are inputs, not guards; see
+    model.DropPath). mode: true (inductor's default) or "reduce-overhead" (adds CUDA graphs: one launch per block).
+    backend: "eager" traces and guards alone (tests count graphs without code generation)."""
     if not mode:
         return
     import torch._dynamo
@@ -47,13 +49,48 @@ def compile_blocks(model: torch.nn.Module, mode: bool | str) -> None:
     # The coalescing tiling analysis raises CantSplit on the divided-attention layout in torch 2.11's inductor.
     if hasattr(inductor.triton, "coalesce_tiling_analysis"):
         inductor.triton.coalesce_tiling_analysis = False
-    # 12 blocks x (student views + teacher view) specialisations: raise the per-code-object recompile cap.
+    # Up to (view shapes) x (student, teacher) graphs per compiled function: above Dynamo's default cap of 8.
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
     setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
-    kw = {"dynamic": False, "mode": None if mode is True else mode}
+    kw = {"dynamic": False, "backend": backend, "mode": None if mode is True or backend != "inductor" else mode}
     for m in model.modules():
         if isinstance(m, (Block, DINOHead)):
             m.compile(**kw)
+
+
+class GraphCount(contextlib.AbstractContextManager):
+    """Graphs Dynamo builds for the compiled blocks and heads while the block runs, from an empty cache (for
+    benches and tests: it resets Dynamo): `graphs` per module class (its cache entries) and `recompiles`, the
+    recompile log's messages (one per recompile)."""
+
+    def __init__(self):
+        import logging
+
+        self.recompiles: list[str] = []
+        self.graphs: dict[str, int] = {}
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.recompiles.append(record.getMessage())
+
+    def __enter__(self):
+        import logging
+
+        torch._dynamo.reset()
+        torch._logging.set_logs(recompiles=True)
+        logging.getLogger("torch._dynamo").addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+        from svt.model import Block, DINOHead
+
+        logging.getLogger("torch._dynamo").removeHandler(self.handler)
+        torch._logging.set_logs()
+        self.graphs = {c.__name__: len(_debug_get_cache_entry_list(c.forward.__code__)) for c in (Block, DINOHead)}
+        self.recompiles = [m for m in self.recompiles if m.startswith("Recompiling function")]
+        return False
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from einops import rearrange, reduce
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Mlp, trunc_normal_
+from timm.layers.drop import drop_path
 from torch import nn
 
 PRESETS: dict[str, dict] = {
@@ -100,6 +101,28 @@ class Attention(nn.Module):
             x = attn @ v
         x = self.proj(rearrange(x, "b h n d -> b n (h d)"))
         return (x, attn) if return_attn else x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample. Eager: timm's drop_path (the same random draws). Compiled: the keep
+    probability is read from a non-persistent buffer, so a compiled block takes it as an input instead of guarding
+    on its value, and all blocks (whose rates rise with depth) share one graph per view shape."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+        self.register_buffer("keep_prob", torch.tensor(1.0 - drop_prob), persistent=False)
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        if torch.compiler.is_compiling():
+            mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(self.keep_prob)
+            return x * mask.div_(self.keep_prob)
+        return drop_path(x, self.drop_prob, True)
+
+    def extra_repr(self):
+        return f"drop_prob={self.drop_prob:.3f}"
 
 
 class Block(nn.Module):

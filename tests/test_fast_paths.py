@@ -123,3 +123,76 @@ def test_the_bf16_model_step_gives_the_fp32_loss_and_gradients_within_bf16_toler
         model.zero_grad(set_to_none=True)
     assert float((outs[1] - outs[0]).norm() / outs[0].norm()) < 3e-2
     assert float((grads[1] - grads[0]).norm() / grads[0].norm()) < 5e-2
+
+
+def paper_like_step(depth: int, backend: str):
+    """One pretraining step's forward passes through compiled blocks: the paper's six view shapes scaled down
+    (globals 16 and 8 frames, locals 2/4/8/16), student on every view, teacher (no grad) on both globals."""
+    from svt.device import GraphCount
+
+    torch.manual_seed(0)
+    student = MultiCropWrapper(build_backbone("vit_micro_patch8", img_size=32, num_frames=16, depth=depth,
+                                              drop_path_rate=0.3), build_head(64, out_dim=32, hidden_dim=48,
+                                                                               bottleneck_dim=16))
+    teacher = copy.deepcopy(student)
+    for m in (student, teacher):
+        compile_blocks(m, True, backend)
+    shapes = [(16, 32), (8, 32), (2, 16), (4, 16), (8, 16), (16, 16)]
+    views = [torch.randn(1, 3, t, s, s) for t, s in shapes]
+    pairs = view_pairs({"local_to_global": True, "global_to_global": True}, 2, 4, [0, 1])
+    with GraphCount() as count:
+        loss, *_ = svt_loss(student, teacher, SVTLoss(32), views, pairs, 0.04, 2, None)
+        loss.backward()
+    return count, len(shapes)
+
+
+def test_compiled_blocks_build_one_graph_per_view_shape_for_all_blocks_student_and_teacher():
+    count, n_shapes = paper_like_step(depth=4, backend="eager")  # rates 0, 0.1, 0.2, 0.3: one graph regardless
+    assert count.graphs["Block"] == n_shapes + 2, count.recompiles  # student: 6 shapes; teacher: the 2 globals
+    assert count.graphs["Block"] <= 2 * n_shapes
+    assert len(count.recompiles) == count.graphs["Block"] - 1 + count.graphs["DINOHead"] - 1
+    assert not any("drop" in reason for reason in count.recompiles), count.recompiles
+
+
+def test_compiled_stochastic_depth_keeps_samples_at_the_blocks_rate_and_rescales_them():
+    from svt.model import DropPath
+
+    for rate in (0.1, 0.3):
+        eager, compiled = DropPath(rate), DropPath(rate)
+        compiled.compile(backend="eager", dynamic=False)
+        for module in (eager, compiled):
+            out = module(torch.ones(40000, 1, 1)).flatten()
+            kept = out > 0
+            assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / (1 - rate)))
+            se = ((1 - rate) * rate / out.numel()) ** 0.5
+            assert abs(kept.float().mean().item() - (1 - rate)) < 4 * se
+        assert torch.equal(DropPath(rate).eval()(torch.ones(5, 2)), torch.ones(5, 2))  # no drop at evaluation
+
+
+@pytest.mark.slow
+def test_an_inductor_compiled_block_with_stochastic_depth_gives_the_traced_loss_and_gradients():
+    """Inductor's code against Dynamo's graph run op by op, with the same random draws (fallback_random), so
+    that the dropped samples agree: forward and gradients within bf16 tolerance."""
+    import torch._inductor.config as inductor
+
+    from svt.model import Block
+
+    results = []
+    for backend in ("eager", "inductor"):
+        torch.manual_seed(0)
+        block = Block(64, 2, 256, drop_path=0.5)
+        block.compile(backend=backend, dynamic=False)
+        x = torch.randn(8, 1 + 16 * 4, 64, requires_grad=True)
+        with inductor.patch(fallback_random=True), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.manual_seed(1)
+            out = block(x, 4)
+        out.float().square().mean().backward()
+        results.append((out.detach().float(), x.grad, [p.grad for p in block.parameters()]))
+    (out_e, gx_e, grads_e), (out_c, gx_c, grads_c) = results
+    torch.manual_seed(0)
+    undropped = Block(64, 2, 256, drop_path=0.0)
+    assert not torch.allclose(out_e, undropped(x.detach(), 4), atol=1e-2)  # samples were dropped
+    torch.testing.assert_close(out_c, out_e, rtol=2e-2, atol=2e-2)
+    num = sum(float((a - b).norm() ** 2) for a, b in zip([gx_c, *grads_c], [gx_e, *grads_e]) if b is not None) ** 0.5
+    den = sum(float(b.norm() ** 2) for b in [gx_e, *grads_e] if b is not None) ** 0.5
+    assert num / den < 2e-2, f"relative gradient difference {num / den:.3g}"
