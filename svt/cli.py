@@ -24,6 +24,7 @@ STAGES = {
     "features": ("svt.features", "slow-fast CLS features of every video in a folder or CSV (Parquet, resumable)"),
     "attention": ("svt.figures", "Figure 3: CLS attention of models over frames of videos, or of one clip"),
     "delta": ("svt.figures", "published vs reproduced top-1 for every table cell"),
+    "curves": ("svt.curves", "training curves (loss, collapse, lr, clips/s) of runs from their metrics.jsonl"),
 }
 
 
@@ -33,11 +34,11 @@ USER_ERRORS = {"ValueError", "FileNotFoundError", "DownloadError", "CheckpointEr
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: a stop signal ended a training run after its checkpoint; rerun to resume
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The `svt` parser. Imports only the stage module `argv` names (every job pays this start-up); all of them
+    for `svt --help`."""
     parser = argparse.ArgumentParser(prog="svt", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    # Import only the chosen stage's module (every job pays this start-up); all of them for `svt --help`.
     chosen = [a for a in argv if not a.startswith("-")][:1]
     for name, (module, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -45,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             mod = importlib.import_module(module)
             getattr(mod, f"add_{name}_arguments")(p)
             p.set_defaults(_run=getattr(mod, f"run_{name}"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except Exception as e:  # noqa: BLE001 - sorted by kind below; anything unexpected is raised again

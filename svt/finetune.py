@@ -72,13 +72,15 @@ class Finetuner(engine.Task):
         schedules.set_lr(self.optimizer, float(self.lr[it]))
         with autocast(self.d.device, self.amp):
             logits = self.ddp(clips)
-        loss = F.cross_entropy(logits.float(), batch["label"].to(self.d.device))
+        labels = batch["label"].to(self.d.device)
+        loss = F.cross_entropy(logits.float(), labels)
         engine.check_finite(loss, it, epoch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return {"loss": loss.item(), "lr": float(self.lr[it])}
+        accuracy = (logits.argmax(1) == labels).float().mean().item()  # this rank's batch: for the curves only
+        return {"loss": loss.item(), "accuracy": accuracy, "lr": float(self.lr[it])}
 
 
 def run(cfg: Evaluation | dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str,

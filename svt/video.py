@@ -1,6 +1,6 @@
 """Video decoding: decord first (frame-index access), PyAV only where decord cannot open a file.
 
-What real files do (reference/decoding.md) and how it is handled here:
+What real files do (measured on real clips; docs/data.md) and how it is handled here:
 - header frame counts lie: packed-bitstream AVIs (HMDB-51) report one frame more than they hold and decord
   returns a duplicate of frame N-2 as frame N-1 -> `probe` counts that duplicate out; webm/mkv headers say 0
   in PyAV -> counts come from decord, or from decoding under PyAV.

@@ -179,7 +179,7 @@ def test_paper_scale_plans_the_whole_dag_through_the_slurm_profile_quickly(tmp_p
     assert counts["download"] == 4 and counts["download_spatial_init"] == 1  # every download is planned
     assert counts["ablation_pretrain"] == 10 and counts["pretrain"] == 1 and counts["table"] == 8
     assert counts["ablation_linear"] == 10 * 2 + 2 + 2  # variants, Table 8's slow-fast, the random-init reference
-    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 73
+    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 74
     assert "torchrun --standalone --nproc_per_node 4 -m svt pretrain" in out.stdout
     assert "WARNING" not in out.stderr
     assert seconds < 10, seconds
@@ -240,6 +240,10 @@ def test_micro_demo_builds_all_eight_tables_both_figures_and_the_compute_table(m
     for fig in ("attention", "reproduction_delta"):
         assert (wd / "results" / "figures" / f"{fig}.png").stat().st_size > 1000
         assert (wd / "results" / "figures" / f"{fig}.pdf").exists()
+    # a training-curves figure for every pretraining (main, spatial init, each ablation) and fine-tuning run
+    curves = {p.stem for p in (wd / "results" / "figures" / "curves").glob("*.png")}
+    assert curves == {"spatial_init", "pretrain_svt", *(f"ablation_{v}" for v in MICRO["ablations"]["variants"]),
+                      *(f"finetune_svt_{ds}" for ds in ("kinetics400", "ucf101", "hmdb51"))}, curves
     compute = pd.read_csv(wd / "results" / "compute.csv")
     assert {"pretrain", "ablation_pretrain", "linear", "finetune"} <= set(compute["rule"])
     assert compute.loc[compute["rule"] == "pretrain", "macs"].iloc[0] > 0
@@ -278,7 +282,7 @@ def test_after_the_run_nothing_is_planned_and_one_changed_variant_reruns_only_it
     finally:
         (wd / "config" / "config.yaml").write_text(yaml.safe_dump(MICRO))
     assert counts == {"ablation_pretrain": 1, "ablation_linear": 2, "table": 1, "reproduction_delta": 1,
-                      "compute_table": 1, "all": 1}
+                      "training_curves": 1, "compute_table": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -346,9 +350,11 @@ def test_the_report_holds_every_table_with_its_caption_and_every_figure(micro_ru
     snakemake(wd, "--report", "results/report.html")
     html = (wd / "results" / "report.html").read_text(errors="replace")
     for name in [f"table{n}.{ext}" for n in range(1, 9) for ext in ("csv", "html")] + [
-            "attention.png", "reproduction_delta.png", "reproduction_delta.csv", "compute.csv"]:
+            "attention.png", "reproduction_delta.png", "reproduction_delta.csv", "compute.csv", "pretrain_svt.png",
+            "ablation_half_lr.png", "finetune_svt_ucf101.png"]:
         assert name in html, name
     assert "Wilson" in html and "Newcombe" in html  # the interval method, in the rule's caption
+    assert "Training curves" in html and "collapse" in html  # the curves' category and caption
     table1 = report_files(html)["table1.html"]
     assert "scale demo" in table1 and "UCF-101: 6 test videos" in table1 and "Wilson score interval" in table1
 
@@ -509,4 +515,4 @@ def test_the_gpu_smoke_config_lays_out_the_reference_clips_and_plans_the_whole_d
     wd = workdir(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     jobs = planned(wd, extra=("all", "--configfile", str(REPO / "bench" / "gpu_smoke.yaml")))
     assert jobs["index"] == 4 and jobs["pretrain"] == 1 and jobs["ablation_pretrain"] == 10
-    assert sum(jobs.values()) == 69  # the 69 jobs the H200 ran (bench/gpu_results.md)
+    assert sum(jobs.values()) == 70  # the 69 jobs the H200 ran (bench/gpu_results.md) + training_curves

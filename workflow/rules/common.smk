@@ -164,3 +164,18 @@ def get_table_sidecars(wildcards):
     if not table_datasets(number):
         return []
     return [f"results/ablations/{v}/teacher.pth.json" for v in config["ablations"]["tables"][f"table{number}"]]
+
+
+def training_runs():
+    """label -> (the run's output, its metrics log) for every training run `all` makes: the spatial
+    initialisation, SVT pretraining, each tabulated ablation and fine-tuning of SVT on each table 1-3 benchmark."""
+    runs = {}
+    if config["spatial_init"]["source"] == "image_pretraining":
+        runs["spatial_init"] = ("resources/weights/spatial_init.pth", "work/spatial_init/metrics.jsonl")
+    if any(table_datasets(n) for n in range(1, 4)) or config["figures"]["attention_dataset"] in ENABLED:
+        runs[f"pretrain_{PRETRAIN_RUN}"] = (PRETRAINED, f"work/pretrain/{PRETRAIN_RUN}/metrics.jsonl")
+    for v in sorted({v for n in range(4, 9) if table_datasets(n) for v in config["ablations"]["tables"][f"table{n}"]}):
+        runs[f"ablation_{v}"] = (f"results/ablations/{v}/teacher.pth", f"work/ablations/{v}/metrics.jsonl")
+    for ds in sorted({ds for n in range(1, 4) for ds in table_datasets(n)}):
+        runs[f"finetune_svt_{ds}"] = (f"results/eval/svt/{ds}_finetune.json", f"work/finetune/svt/{ds}/metrics.jsonl")
+    return runs

@@ -1,4 +1,4 @@
-# Figure 3 (attention), the reproduction delta of every table cell, and the compute table.
+# Figure 3 (attention), the reproduction delta of every table cell, the training curves and the compute table.
 
 
 rule attention_figure:
@@ -59,11 +59,36 @@ rule reproduction_delta:
         "svt delta --tables {input} --out {output.png} > {log} 2>&1"
 
 
+rule training_curves:
+    input:
+        [done for done, _ in training_runs().values()],
+    output:
+        report(
+            expand("results/figures/curves/{run}.png", run=training_runs()),
+            caption="../report/curves.rst",
+            category="Training curves",
+        ),
+    log:
+        "logs/figures/training_curves.log",
+    benchmark:
+        "benchmarks/training_curves/curves.tsv"
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
+    resources:
+        **slurm_resources("default"),
+    params:
+        runs=" ".join(f"--run {label}={log}" for label, (_, log) in training_runs().items()),
+    shell:
+        "svt curves {params.runs} --out-dir results/figures/curves > {log} 2>&1"
+
+
 rule compute_table:
     input:
         expand("results/table{number}.csv", number=range(1, 9)),
         "results/figures/attention.png",
         "results/figures/reproduction_delta.png",
+        expand("results/figures/curves/{run}.png", run=training_runs()),
     output:
         report("results/compute.csv", caption="../report/compute.rst", category="Compute"),
     log:
