@@ -39,6 +39,10 @@ def write_error(path: str | os.PathLike, error: OSError, needed: int | None = No
                                    f"({megabytes(needed)} needed, {megabytes(free)} free)")
 
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
 def atomic_write(path: str | os.PathLike, write, size_hint: int | None = None) -> None:
     """Call write(tmp_path) for a temp file beside `path`, then rename it onto `path`. A full disk, a quota or a
     read-only folder raise WriteError naming the path (`size_hint`: the bytes the file needs, where known); the
@@ -50,6 +54,7 @@ def atomic_write(path: str | os.PathLike, write, size_hint: int | None = None) -
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp creates 0600: results stay readable as a plain write leaves them
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:

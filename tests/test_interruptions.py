@@ -225,3 +225,16 @@ def test_a_disk_that_fills_while_the_index_is_written_is_one_line_and_the_rerun_
     a, b = pd.read_parquet(disk / "index.parquet"), pd.read_parquet(tmp / "index_elsewhere.parquet")
     pd.testing.assert_frame_equal(a.drop(columns=["mtime"], errors="ignore"), b.drop(columns=["mtime"],
                                                                                       errors="ignore"))
+
+
+def test_an_atomically_written_file_gets_the_permissions_a_plain_write_gives_it(tmp_path):
+    from svt.io import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        atomic_write(tmp_path / "atomic.txt", lambda tmp: Path(tmp).write_text("x"))
+    finally:
+        os.umask(old)
+    plain, atomic = ((tmp_path / n).stat().st_mode & 0o777 for n in ("plain.txt", "atomic.txt"))
+    assert atomic == plain == 0o644  # readable by the group on a shared cluster, not mkstemp's 0600
