@@ -1,17 +1,19 @@
-"""Benchmark: the pretraining loader's CPU work per sample on one core, beside a whole-clip decode (issue #15).
+"""Benchmark: the pretraining loader's CPU work per sample on one thread, beside the official loader's (#15, #27).
 
-For the sample K400 clips as they are and for `svt reencode` copies of them (short side 256, keyframe every
-`--gop` frames), one thread, interleaved:
+For the sample K400 clips as they are and for `svt reencode` copies of them (each --short-side x --gop setting),
+one thread, interleaved:
 - ours: the paper's 10 views planned, the union of their frames decoded once (the index's backend), each view
   cropped and resized at uint8; time per stage (decode / crop-resize), plus the augmentation if it ran in the
   loader (augment_on: loader) and the same augmentation batched over 8 samples (augment_on: device, here on this
   CPU; on a GPU it leaves the loader's CPU work altogether);
-- whole clip: every frame decoded to RGB with PyAV, what the official loader does before it cuts views (a lower
-  bound of its work; its measured 1.4-1.7 samples/s on one thread here is the anchor).
-Prints samples/s per core, the breakdown, the ratio to the whole-clip decode and to the anchor, and the cores per
-GPU needed at a given step rate (--gpu-clips-per-s, default the H200's 33.7 clips/s at batch 8).
+- official-style: what the official loader does, written here from its description (the official code itself is
+  not copied): PyAV seek with a 1024-pts margin, every frame of a 256-frame window (8 x 32 at 30 fps) decoded and
+  converted to RGB, frames sampled per view from the window as float tensors, then per view a random resized
+  crop, flip, colour jitter, grey, blur and solarize on the CPU (torchvision);
+Prints samples/s per thread, the ratio to the official-style loader timed in the same run, and the cores per GPU
+needed at a given step rate (--gpu-clips-per-s, default 95: 40% MFU on an H200, issue #27).
 
-Usage: python bench/bench_loader.py [--clips DIR] [--samples 3] [--gop 16]
+Usage: python bench/bench_loader.py [--clips DIR] [--samples 2] [--short-side 256] [--gop 16 8 4 1]
 """
 
 import argparse
@@ -25,10 +27,10 @@ import torch
 from svt import augment
 from svt.data import crop_resize
 from svt.reencode import reencode_video
-from svt.video import DecodeError, _pyav_frames, probe, read_frames
+from svt.video import DecodeError, probe, read_frames
 from svt.views import ViewConfig, sample_views, union_indices
 
-ANCHOR = (1.4, 1.7)  # the official loader's samples/s on one thread, measured on this machine kind (issue #15)
+OFFICIAL_WINDOW = 8 * 32  # NUM_FRAMES x SAMPLING_RATE frames at TARGET_FPS 30, the official training config
 
 
 def our_sample(path: Path, info, rng, aug_cfg, cfg) -> dict:
@@ -53,13 +55,39 @@ def our_sample(path: Path, info, rng, aug_cfg, cfg) -> dict:
     return t
 
 
-def whole_clip(path: Path, frames: int) -> float:
+def official_style_sample(path: Path, rng, cfg) -> float:
+    """Seconds for one sample the way the official loader makes it (see the module docstring)."""
+    import av
+    from torchvision.transforms import v2
+
     t0 = time.perf_counter()
-    _pyav_frames(path, np.arange(frames))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps, n = float(stream.average_rate), stream.frames or 300
+        per_frame = (stream.duration or n) / n
+        start = rng.uniform(0, max(n - OFFICIAL_WINDOW * fps / 30, 0))
+        first, last = int(start * per_frame), int((start + OFFICIAL_WINDOW * fps / 30 - 1) * per_frame)
+        container.seek(max(first - 1024, 0), any_frame=False, backward=True, stream=stream)
+        frames = []
+        for frame in container.decode(video=0):
+            if frame.pts is None or frame.pts < first:
+                continue
+            if frame.pts > last:
+                break
+            frames.append(frame.to_rgb().to_ndarray())
+    video = torch.as_tensor(np.stack(frames)).permute(0, 3, 1, 2).float() / 255  # T C H W
+    views = [(t, cfg.global_views.size, (0.4, 1.0)) for t in cfg.global_views.frames] + \
+            [(t, cfg.local_views.size, (0.05, 0.4)) for t in cfg.local_views.frames]
+    for t, size, scale in views:
+        clip = video[torch.linspace(0, len(video) - 1, t).long()]
+        aug = v2.Compose([v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip(),
+                          v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), v2.RandomGrayscale(0.2),
+                          v2.RandomApply([v2.GaussianBlur(9, (0.1, 2.0))], p=0.5), v2.RandomSolarize(0.5, p=0.2)])
+        aug(clip)
     return time.perf_counter() - t0
 
 
-def measure(name: str, root: Path, samples: int, gpu_rate: float) -> None:
+def measure(name: str, root: Path, samples: int, gpu_rate: float) -> dict:
     infos = []
     for f in sorted(p for p in root.rglob("*") if p.suffix in (".mp4", ".mkv")):
         try:
@@ -67,45 +95,52 @@ def measure(name: str, root: Path, samples: int, gpu_rate: float) -> None:
         except DecodeError:
             continue
     cfg, aug_cfg = ViewConfig(), augment.AugmentConfig()
-    stages, whole = {"decode": [], "crop_resize": [], "augment in loader": [], "augment batched": []}, []
+    stages, official = {"decode": [], "crop_resize": [], "augment in loader": [], "augment batched": []}, []
     for s in range(samples):
         for k, (f, info) in enumerate(infos):
             for key, v in our_sample(f, info, np.random.default_rng([s, k]), aug_cfg, cfg).items():
                 stages[key].append(v)
-            whole.append(whole_clip(f, info.frames))
+            official.append(official_style_sample(f, np.random.default_rng([s, k, 1]), cfg))
     per = {k: float(np.mean(v)) for k, v in stages.items()}
     ours = per["decode"] + per["crop_resize"]  # the loader's CPU work with augment_on: device (the default)
-    loader_aug = ours + per["augment in loader"]
-    w = float(np.mean(whole))
+    off = float(np.mean(official))
     print(f"\n{name}: {len(infos)} clips x {samples} samples, one thread "
           f"({', '.join(sorted({i.backend for _, i in infos}))})")
-    print("  per sample: " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in per.items()))
-    for label, t in (("augment_on device", ours), ("augment_on loader", loader_aug)):
-        print(f"  loader CPU work, {label}: {t * 1e3:.0f} ms -> {1 / t:.2f} samples/s per core; "
-              f"{w / t:.2f}x the whole-clip decode ({w * 1e3:.0f} ms, the official loader's floor); "
-              f"{1 / t / ANCHOR[1]:.2f}-{1 / t / ANCHOR[0]:.2f}x the official loader ({ANCHOR[0]}-{ANCHOR[1]} "
-              f"samples/s); cores per GPU at {gpu_rate} clips/s: {gpu_rate * t:.1f}")
+    print("  per sample: " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in per.items()) +
+          f"; official-style loader {off * 1e3:.0f} ms = {1 / off:.2f} samples/s")
+    for label, t in (("augment on the GPU", ours), ("augment in the loader", ours + per["augment in loader"])):
+        print(f"  ours, {label}: {t * 1e3:.0f} ms -> {1 / t:.2f} samples/s per thread = {off / t:.2f}x the "
+              f"official-style loader; cores per GPU at {gpu_rate:g} clips/s: {gpu_rate * t:.1f}")
+    return {"ours": ours, "official": off}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--clips", default=str(Path(__file__).resolve().parents[2] / "shared" / "sample_videos"
                                           / "kinetics400"))
-    p.add_argument("--samples", type=int, default=3)
-    p.add_argument("--gop", type=int, default=16)
-    p.add_argument("--gpu-clips-per-s", type=float, default=33.7)
+    p.add_argument("--samples", type=int, default=2)
+    p.add_argument("--short-side", type=int, nargs="+", default=[256])
+    p.add_argument("--gop", type=int, nargs="+", default=[16])
+    p.add_argument("--gpu-clips-per-s", type=float, default=95.0)
     args = p.parse_args()
     torch.set_num_threads(1)
     root = Path(args.clips)
+    originals = sum(f.stat().st_size for f in root.rglob("*.mp4")) / 2**20
     measure(f"{root} as they are", root, args.samples, args.gpu_clips_per_s)
-    with tempfile.TemporaryDirectory() as tmp:
-        for f in sorted(p for p in root.rglob("*") if p.suffix in (".mp4", ".mkv")):
-            dst = Path(tmp) / f.relative_to(root)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            reencode_video((str(f), str(dst), 256, args.gop))
-        measure(f"svt reencode copies (short side 256, gop {args.gop})", Path(tmp), args.samples,
-                args.gpu_clips_per_s)
-
+    for short_side in args.short_side:
+        for gop in args.gop:
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                size = 0
+                for f in sorted(p for p in root.rglob("*") if p.suffix in (".mp4", ".mkv")):
+                    dst = Path(tmp) / f.relative_to(root)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    reencode_video((str(f), str(dst), short_side, gop))
+                    size += dst.stat().st_size
+                print(f"\nre-encoded (short side {short_side}, gop {gop}) in {time.perf_counter() - t0:.1f} s, "
+                      f"{size / 2**20:.1f} MiB (originals {originals:.1f} MiB)")
+                measure(f"svt reencode copies (short side {short_side}, gop {gop})", Path(tmp), args.samples,
+                        args.gpu_clips_per_s)
 
 if __name__ == "__main__":
     main()
