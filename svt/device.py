@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 
@@ -64,24 +65,18 @@ class GraphCount(contextlib.AbstractContextManager):
     recompile log's messages (one per recompile)."""
 
     def __init__(self):
-        import logging
-
         self.recompiles: list[str] = []
         self.graphs: dict[str, int] = {}
         self.handler = logging.Handler()
         self.handler.emit = lambda record: self.recompiles.append(record.getMessage())
 
     def __enter__(self):
-        import logging
-
         torch._dynamo.reset()
         torch._logging.set_logs(recompiles=True)
         logging.getLogger("torch._dynamo").addHandler(self.handler)
         return self
 
     def __exit__(self, *exc):
-        import logging
-
         from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
         from svt.model import Block, DINOHead

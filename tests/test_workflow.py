@@ -166,7 +166,7 @@ def paper_workdir(tmp: Path, ssv2_placed: bool) -> Path:
 
 def paper_plan(wd: Path, *args) -> tuple[subprocess.CompletedProcess, dict[str, int], float]:
     t0 = time.time()
-    out = subprocess.run(["snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", *args], cwd=wd,
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", *args], cwd=wd,
                          capture_output=True, text=True)
     seconds = time.time() - t0
     stats = out.stdout.split("Job stats:")[-1] if "Job stats:" in out.stdout else ""

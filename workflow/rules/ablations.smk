@@ -29,7 +29,7 @@ rule ablation_pretrain:
         init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
     shell:
         "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
-        "--work work/ablations/{wildcards.variant} --out {output.teacher} {params.init} > {log} 2>&1"
+        "--work " + WORK["ablation"] + " --out {output.teacher} {params.init} > {log} 2>&1"
 
 
 rule ablation_linear:

@@ -4,6 +4,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from svt import benchmarks
 from svt import settings as typed
@@ -24,6 +25,14 @@ PRETRAINED = "results/pretrain/svt.pth" if PRETRAIN_SET == "kinetics400" else f"
 PRETRAIN_RUN = Path(PRETRAINED).stem
 # The authors' released teacher (downloads.release): evaluated as model `release` by the `release` target.
 RELEASE = "release" in config.get("downloads", {})
+# Each training run's work folder (checkpoints, metrics.jsonl), as the rules' shell lines spell it (`--work`);
+# training_curves reads the metrics logs from the same places.
+WORK = {
+    "spatial_init": "work/spatial_init",
+    "pretrain": f"work/pretrain/{PRETRAIN_RUN}",
+    "ablation": "work/ablations/{wildcards.variant}",
+    "finetune": "work/finetune/{wildcards.model}/{wildcards.dataset}",
+}
 
 
 wildcard_constraints:
@@ -166,16 +175,26 @@ def get_table_sidecars(wildcards):
     return [f"results/ablations/{v}/teacher.pth.json" for v in config["ablations"]["tables"][f"table{number}"]]
 
 
+def metrics_log(kind, **wildcards):
+    return WORK[kind].format(wildcards=SimpleNamespace(**wildcards)) + "/metrics.jsonl"
+
+
 def training_runs():
     """label -> (the run's output, its metrics log) for every training run `all` makes: the spatial
     initialisation, SVT pretraining, each tabulated ablation and fine-tuning of SVT on each table 1-3 benchmark."""
     runs = {}
     if config["spatial_init"]["source"] == "image_pretraining":
-        runs["spatial_init"] = ("resources/weights/spatial_init.pth", "work/spatial_init/metrics.jsonl")
+        runs["spatial_init"] = ("resources/weights/spatial_init.pth", metrics_log("spatial_init"))
     if any(table_datasets(n) for n in range(1, 4)) or config["figures"]["attention_dataset"] in ENABLED:
-        runs[f"pretrain_{PRETRAIN_RUN}"] = (PRETRAINED, f"work/pretrain/{PRETRAIN_RUN}/metrics.jsonl")
+        runs[f"pretrain_{PRETRAIN_RUN}"] = (PRETRAINED, metrics_log("pretrain"))
     for v in sorted({v for n in range(4, 9) if table_datasets(n) for v in config["ablations"]["tables"][f"table{n}"]}):
-        runs[f"ablation_{v}"] = (f"results/ablations/{v}/teacher.pth", f"work/ablations/{v}/metrics.jsonl")
+        runs[f"ablation_{v}"] = (f"results/ablations/{v}/teacher.pth", metrics_log("ablation", variant=v))
     for ds in sorted({ds for n in range(1, 4) for ds in table_datasets(n)}):
-        runs[f"finetune_svt_{ds}"] = (f"results/eval/svt/{ds}_finetune.json", f"work/finetune/svt/{ds}/metrics.jsonl")
+        runs[f"finetune_svt_{ds}"] = (
+            f"results/eval/svt/{ds}_finetune.json",
+            metrics_log("finetune", model="svt", dataset=ds),
+        )
     return runs
+
+
+TRAINING_RUNS = training_runs()

@@ -52,4 +52,4 @@ rule finetune:
     shell:
         "{params.launch} finetune --checkpoint {params.checkpoint} --config {params.settings:q} "
         "--index {input.index} --root {input.root} --dataset {wildcards.dataset} --model {wildcards.model} "
-        "--work work/finetune/{wildcards.model}/{wildcards.dataset} --out {output} > {log} 2>&1"
+        "--work " + WORK["finetune"] + " --out {output} > {log} 2>&1"

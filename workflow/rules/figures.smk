@@ -61,10 +61,10 @@ rule reproduction_delta:
 
 rule training_curves:
     input:
-        [done for done, _ in training_runs().values()],
+        [done for done, _ in TRAINING_RUNS.values()],
     output:
         report(
-            expand("results/figures/curves/{run}.png", run=training_runs()),
+            expand("results/figures/curves/{run}.png", run=TRAINING_RUNS),
             caption="../report/curves.rst",
             category="Training curves",
         ),
@@ -78,7 +78,7 @@ rule training_curves:
     resources:
         **slurm_resources("default"),
     params:
-        runs=" ".join(f"--run {label}={log}" for label, (_, log) in training_runs().items()),
+        runs=" ".join(f"--run {label}={log}" for label, (_, log) in TRAINING_RUNS.items()),
     shell:
         "svt curves {params.runs} --out-dir results/figures/curves > {log} 2>&1"
 
@@ -88,7 +88,7 @@ rule compute_table:
         expand("results/table{number}.csv", number=range(1, 9)),
         "results/figures/attention.png",
         "results/figures/reproduction_delta.png",
-        expand("results/figures/curves/{run}.png", run=training_runs()),
+        expand("results/figures/curves/{run}.png", run=TRAINING_RUNS),
     output:
         report("results/compute.csv", caption="../report/compute.rst", category="Compute"),
     log:

@@ -24,7 +24,7 @@ if config["spatial_init"]["source"] == "image_pretraining":
             launch=launch("pretrain"),
         shell:
             "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
-            "--work work/spatial_init --out {output} > {log} 2>&1"
+            "--work " + WORK["spatial_init"] + " --out {output} > {log} 2>&1"
 
 
 rule pretrain:
@@ -47,7 +47,7 @@ rule pretrain:
         settings=job_settings(wf.pretraining_settings(config)),
         launch=launch("pretrain"),
         init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
-        work=f"work/pretrain/{PRETRAIN_RUN}",
+        work=WORK["pretrain"],
     shell:
         "{params.launch} pretrain --config {params.settings:q} --index {input.index} --root {input.root} "
         "--work {params.work} --out {output.teacher} {params.init} > {log} 2>&1"
