@@ -2,10 +2,11 @@
 
 For the sample K400 clips as they are and for `svt reencode` copies of them (each --short-side x --gop setting),
 one thread, interleaved:
-- ours: the paper's 10 views planned, the union of their frames decoded once (the index's backend), each view
+- ours: what PretrainDataset does: the paper's 10 views planned, the union of their frames decoded once (with the
+  backend the index chooses: decord for the clips as they are, the GOP reader for the copies), each view
   cropped and resized at uint8; time per stage (decode / crop-resize), plus the augmentation if it ran in the
-  loader (augment_on: loader) and the same augmentation batched over 8 samples (augment_on: device, here on this
-  CPU; on a GPU it leaves the loader's CPU work altogether);
+  loader (augment_on: loader; with augment_on: device it leaves the loader's CPU work altogether), and for the
+  copies the same frames by decord for comparison;
 - official-style: what the official loader does, written here from its description (the official code itself is
   not copied): PyAV seek with a 1024-pts margin, every frame of a 256-frame window (8 x 32 at 30 fps) decoded and
   converted to RGB, frames sampled per view from the window as float tensors, then per view a random resized
@@ -13,7 +14,8 @@ one thread, interleaved:
 Prints samples/s per thread, the ratio to the official-style loader timed in the same run, and the cores per GPU
 needed at a given step rate (--gpu-clips-per-s, default 95: 40% MFU on an H200, issue #27).
 
-Usage: python bench/bench_loader.py [--clips DIR] [--samples 2] [--short-side 256] [--gop 16 8 4 1]
+Usage: python bench/bench_loader.py [--clips DIR] [--samples 2] [--short-side 256 224] [--gop 16 8 4 1]
+(defaults: the config's re-encode, svt.settings.Reencode)
 """
 
 import argparse
@@ -25,8 +27,9 @@ import numpy as np
 import torch
 
 from svt import augment
-from svt.data import crop_resize
-from svt.reencode import reencode_video
+from svt.data import crop_resize_uint8
+from svt.reencode import CONTAINERS, reencode_video
+from svt.settings import Reencode
 from svt.video import DecodeError, probe, read_frames
 from svt.views import ViewConfig, sample_views, union_indices
 
@@ -34,6 +37,7 @@ OFFICIAL_WINDOW = 8 * 32  # NUM_FRAMES x SAMPLING_RATE frames at TARGET_FPS 30, 
 
 
 def our_sample(path: Path, info, rng, aug_cfg, cfg) -> dict:
+    """Seconds per stage of one sample the way PretrainDataset makes it (the index's backend, uint8 crop-resize)."""
     t = {}
     t0 = time.perf_counter()
     views = sample_views(info.frames, info.height, info.width, cfg, rng)
@@ -41,17 +45,18 @@ def our_sample(path: Path, info, rng, aug_cfg, cfg) -> dict:
     frames = read_frames(path, union, num_frames=info.frames, backend=info.backend)
     t["decode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    clips = [crop_resize(frames[pos], v.crop, v.size) for v, pos in zip(views, positions)]
+    clips = [crop_resize_uint8(frames[pos], v.crop, v.size) for v, pos in zip(views, positions)]
+    [x.permute(0, 2, 3, 1).contiguous() for x in clips]  # what the loader sends with augment_on: device
     t["crop_resize"] = time.perf_counter() - t0
     params = [augment.sample_params(aug_cfg, len(x), min(k, 2), rng) for k, x in enumerate(clips)]
     t0 = time.perf_counter()
     for x, p in zip(clips, params):
-        augment.apply(x, p)
+        augment.apply(x.float().div_(255), p).transpose(0, 1).contiguous()
     t["augment in loader"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for x, p in zip(clips, params):  # a batch of 8 copies of this sample's view: the batched pass, per sample
-        augment.apply_batch(x.transpose(0, 1)[None].expand(8, -1, -1, -1, -1), [p] * 8)
-    t["augment batched"] = (time.perf_counter() - t0) / 8
+    if info.backend != "decord":  # the same frames by decord's random access, for comparison
+        t0 = time.perf_counter()
+        read_frames(path, union, num_frames=info.frames, backend="decord")
+        t["decode by decord"] = time.perf_counter() - t0
     return t
 
 
@@ -61,7 +66,7 @@ def official_style_sample(path: Path, rng, cfg) -> float:
     from torchvision.transforms import v2
 
     t0 = time.perf_counter()
-    with av.open(str(path)) as container:
+    with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         fps, n = float(stream.average_rate), stream.frames or 300
         per_frame = (stream.duration or n) / n
@@ -89,17 +94,17 @@ def official_style_sample(path: Path, rng, cfg) -> float:
 
 def measure(name: str, root: Path, samples: int, gpu_rate: float) -> dict:
     infos = []
-    for f in sorted(p for p in root.rglob("*") if p.suffix in (".mp4", ".mkv")):
+    for f in sorted(p for p in root.rglob("*") if p.suffix in CONTAINERS):
         try:
             infos.append((f, probe(f, deep=True)))
         except DecodeError:
             continue
     cfg, aug_cfg = ViewConfig(), augment.AugmentConfig()
-    stages, official = {"decode": [], "crop_resize": [], "augment in loader": [], "augment batched": []}, []
+    stages, official = {}, []
     for s in range(samples):
         for k, (f, info) in enumerate(infos):
             for key, v in our_sample(f, info, np.random.default_rng([s, k]), aug_cfg, cfg).items():
-                stages[key].append(v)
+                stages.setdefault(key, []).append(v)
             official.append(official_style_sample(f, np.random.default_rng([s, k, 1]), cfg))
     per = {k: float(np.mean(v)) for k, v in stages.items()}
     ours = per["decode"] + per["crop_resize"]  # the loader's CPU work with augment_on: device (the default)
@@ -119,28 +124,34 @@ def main():
     p.add_argument("--clips", default=str(Path(__file__).resolve().parents[2] / "shared" / "sample_videos"
                                           / "kinetics400"))
     p.add_argument("--samples", type=int, default=2)
-    p.add_argument("--short-side", type=int, nargs="+", default=[256])
-    p.add_argument("--gop", type=int, nargs="+", default=[16])
+    p.add_argument("--short-side", type=int, nargs="+", default=[Reencode().short_side])
+    p.add_argument("--gop", type=int, nargs="+", default=[Reencode().gop])
     p.add_argument("--gpu-clips-per-s", type=float, default=95.0)
     args = p.parse_args()
     torch.set_num_threads(1)
     root = Path(args.clips)
-    originals = sum(f.stat().st_size for f in root.rglob("*.mp4")) / 2**20
-    measure(f"{root} as they are", root, args.samples, args.gpu_clips_per_s)
+    clips = sorted(p for p in root.rglob("*") if p.suffix in CONTAINERS)
+    size = sum(f.stat().st_size for f in clips) / 2**20
+    rows = [("as they are", measure(f"{root} as they are", root, args.samples, args.gpu_clips_per_s), size)]
     for short_side in args.short_side:
         for gop in args.gop:
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                size = 0
-                for f in sorted(p for p in root.rglob("*") if p.suffix in (".mp4", ".mkv")):
+                for f in clips:
                     dst = Path(tmp) / f.relative_to(root)
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     reencode_video((str(f), str(dst), short_side, gop))
-                    size += dst.stat().st_size
+                size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
                 print(f"\nre-encoded (short side {short_side}, gop {gop}) in {time.perf_counter() - t0:.1f} s, "
-                      f"{size / 2**20:.1f} MiB (originals {originals:.1f} MiB)")
-                measure(f"svt reencode copies (short side {short_side}, gop {gop})", Path(tmp), args.samples,
-                        args.gpu_clips_per_s)
+                      f"{size:.1f} MiB")
+                name = f"svt reencode {short_side}, gop {gop}"
+                rows.append((name, measure(name, Path(tmp), args.samples, args.gpu_clips_per_s), size))
+    print(f"\n| clips | samples/s per thread, augment on the GPU | official-style | ratio | cores per GPU at "
+          f"{args.gpu_clips_per_s:g} clips/s | size |\n|---|---|---|---|---|---|")
+    for name, r, size in rows:
+        print(f"| {name} | {1 / r['ours']:.2f} | {1 / r['official']:.2f} | {r['official'] / r['ours']:.1f}x | "
+              f"{args.gpu_clips_per_s * r['ours']:.1f} | {size:.1f} MiB |")
+
 
 if __name__ == "__main__":
     main()

@@ -165,6 +165,12 @@ def apply_batch(views: torch.Tensor, params: list[dict]) -> torch.Tensor:
     return apply(x, p).reshape(B, T, C, S, S).transpose(1, 2).contiguous()
 
 
+def from_uint8(views: torch.Tensor) -> torch.Tensor:
+    """Views as the loader sends them for augmentation on the device, uint8 (B, T, S, S, 3), -> float (B, 3, T, S, S)
+    in [0, 1], the values crop_resize gives in the loader."""
+    return views.permute(0, 4, 1, 2, 3).float().div_(255)
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).to(x).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).to(x).view(1, 3, 1, 1)

@@ -112,7 +112,7 @@ def load_settings(source: str | Path, section: str) -> dict:
 
 
 def coerce(value, schema: dict, root: dict | None = None):
-    """`value` with strings turned into the booleans, integers, numbers and lists its JSON schema asks for.
+    """`value` with strings turned into the booleans, integers, numbers, lists and nulls its JSON schema asks for.
 
     Snakemake parses a nested `--config` override (`pretraining={"optim": {"epochs": 3}}`) into strings; the
     workflow coerces by the schema before validating, so an override means what it says. Anything that does not
@@ -144,6 +144,8 @@ def coerce(value, schema: dict, root: dict | None = None):
         types = [*types, "boolean"]  # compile: false | true | reduce-overhead
     if "boolean" in types and value.lower() in ("true", "false"):
         return value.lower() == "true"
+    if "null" in types and value in ("null", "~"):  # datasets.<name>.reencode: null opts out
+        return None
     for kind, parse in (("integer", int), ("number", float)):
         if kind in types:
             try:

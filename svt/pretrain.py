@@ -142,7 +142,7 @@ class Pretrainer(engine.Task):
     def step(self, batch: dict, it: int, epoch: int) -> dict:
         views = [v.to(self.d.device, non_blocking=True) for v in batch["views"]]
         if "params" in batch:  # augment_on: device
-            views = [augment.apply_batch(v, ps) for v, ps in zip(views, batch["params"])]
+            views = [augment.apply_batch(augment.from_uint8(v), ps) for v, ps in zip(views, batch["params"])]
         if self.s.compile == "reduce-overhead":  # the last step's CUDA-graph outputs may be overwritten now
             torch.compiler.cudagraph_mark_step_begin()
         schedules.set_lr(self.optimizer, float(self.lr[it]), float(self.wd[it]))

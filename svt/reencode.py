@@ -9,6 +9,7 @@ interrupted run resumes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from svt.io import atomic_write
 from svt.settings import Reencode
+from svt.video import rotate
 
 log = logging.getLogger("svt.reencode")
 CONTAINERS = {".mp4": "mp4", ".avi": "avi", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
@@ -29,6 +31,17 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """Scaled so the shorter side is short_side (never upscaled), both sides even (yuv420p)."""
     scale = min(1.0, short_side / min(width, height))
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def encoder_options(codec: str, gop: int) -> dict:
+    """Keyframes every `gop` frames and no frame reordering (B-frames off), so that packet i is frame i and the
+    index chooses the GOP reader (svt.video), which decodes only the GOPs holding a sample's frames."""
+    if codec == "libx264":
+        # fastdecode (no CABAC, no deblocking): 1.6x faster decoding for ~10% more bytes, measured
+        # (bench/bench_loader.py); training decodes every clip many times, so decoding is what counts.
+        return {"g": str(gop), "bf": "0", "crf": "23", "preset": "veryfast", "tune": "fastdecode"}
+    # VP9 (webm): realtime encoding makes no hidden alt-ref frames, so packets are frames here too.
+    return {"g": str(gop), "crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"}
 
 
 def reencode_video(job: tuple[str, str, int, int]) -> str | None:
@@ -43,19 +56,24 @@ def reencode_video(job: tuple[str, str, int, int]) -> str | None:
             with (av.open(str(src), metadata_errors="ignore") as inp,
                   av.open(tmp, "w", format=CONTAINERS[dst.suffix.lower()]) as out):
                 stream_in = inp.streams.video[0]
+                frames = inp.decode(stream_in)
+                first = next(frames)
+                # Rotation metadata is applied to the pixels: the copy shows what decord shows of the original.
+                rotation = getattr(first, "rotation", 0) or 0
+                turned = rotation % 180 != 0
                 rate = stream_in.average_rate or stream_in.guessed_rate or 25
-                w, h = target_size(stream_in.codec_context.width, stream_in.codec_context.height, short_side)
+                w, h = target_size(*((first.height, first.width) if turned else (first.width, first.height)),
+                                   short_side)
                 stream = out.add_stream(codec, rate=rate)
                 stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                 # Frame-numbered timestamps: left to the encoder (pts None), the muxer rejected real K400 clips
                 # ("Invalid argument" near their end) and they were kept unencoded.
                 stream.codec_context.time_base = 1 / Fraction(rate)
-                # fastdecode (no CABAC, no deblocking): 1.6x faster decoding for ~10% more bytes, measured
-                # (bench/bench_loader.py); training decodes every clip many times, so decoding is what counts.
-                stream.options = ({"g": str(gop), "crf": "23", "preset": "veryfast", "tune": "fastdecode"}
-                                  if codec == "libx264"
-                                  else {"g": str(gop), "crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"})
-                for n, frame in enumerate(inp.decode(stream_in)):
+                stream.options = encoder_options(codec, gop)
+                for n, frame in enumerate(itertools.chain([first], frames)):
+                    if rotation % 360:
+                        frame = av.VideoFrame.from_ndarray(rotate(frame.to_ndarray(format="rgb24")[None],
+                                                                  rotation)[0], format="rgb24")
                     img = frame.reformat(width=w, height=h, format="yuv420p")
                     img.pts, img.time_base = n, stream.codec_context.time_base
                     out.mux(stream.encode(img))

@@ -138,7 +138,8 @@ def test_device_augmentation_draws_the_loaders_parameters_and_gives_its_views(k4
     device_path = PretrainDataset(index, root, ViewConfig(), cfg, seed=3, augment_in_loader=False)
     batch = next(iter(make_loader(device_path, batch_size=4, workers=0, shuffle=False, seed=0)))
     assert len(batch["params"]) == 10 and all(len(p) == 4 for p in batch["params"])
-    out = [augment.apply_batch(v, ps) for v, ps in zip(batch["views"], batch["params"])]
+    assert all(v.dtype == torch.uint8 and v.shape[-1] == 3 for v in batch["views"])  # (B, T, S, S, 3)
+    out = [augment.apply_batch(augment.from_uint8(v), ps) for v, ps in zip(batch["views"], batch["params"])]
     for b in range(4):
         expected = loader_path[b]
         for k in range(10):

@@ -97,3 +97,64 @@ def test_reindexing_reads_only_changed_files(tmp_path):
     shallow_then_deep = build_index("kinetics400", root, deep=True,
                                     previous=build_index("kinetics400", root, deep=False))
     assert shallow_then_deep.deep.all()
+
+
+# ------------------------------------------------------------------ the GOP reader for dense-keyframe copies (#27)
+
+def moving_frames(n: int = 40) -> np.ndarray:
+    """A textured square moving over noise: every frame differs, so a wrong frame cannot pass for a right one."""
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 256, (1, 48, 64, 3), dtype=np.uint8), n, axis=0)
+    for t in range(n):
+        frames[t, 8:28, t:t + 20] = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    return frames
+
+
+def all_frames(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def test_rgb_conversion_through_one_reused_context_gives_pyavs_own_bytes(tmp_path):
+    import av
+
+    from svt.synth import encode
+    from svt.video import _rgb
+
+    encode(moving_frames(), tmp_path / "a.mp4", "libx264", 25)
+    with av.open(str(tmp_path / "a.mp4")) as c:
+        for frame in c.decode(video=0):
+            assert np.array_equal(_rgb(frame), frame.to_ndarray(format="rgb24"))
+
+
+@pytest.mark.parametrize("gop", [1, 3])
+def test_a_copy_with_dense_keyframes_is_read_gop_by_gop_and_gives_the_sequential_frames(tmp_path, gop):
+    """The synthetic x264 source reorders frames (B-frames) and has keyframes every 16 frames: decord reads it. Its
+    re-encoded copy has neither: the index chooses the GOP reader, which returns exactly the frames of a sequential
+    decode for any request (unsorted, repeated, past the end)."""
+    from svt.reencode import reencode_video
+    from svt.synth import encode
+    from svt.video import gop_layout
+
+    encode(moving_frames(), tmp_path / "src.mp4", "libx264", 25)
+    assert reencode_video((str(tmp_path / "src.mp4"), str(tmp_path / "copy.mp4"), 256, gop)) is None
+    assert gop_layout(str(tmp_path / "src.mp4")) == (16, False)
+    assert gop_layout(str(tmp_path / "copy.mp4")) == (gop, True)
+    assert probe(tmp_path / "src.mp4", deep=True).backend == "decord"
+    info = probe(tmp_path / "copy.mp4", deep=True)
+    assert (info.backend, info.access, info.frames) == ("gop", "random", 40)
+    sequential = all_frames(tmp_path / "copy.mp4")
+    for request in ([39, 0, 17, 17, 5], [20, 21, 22], [38, 45, 90], list(range(0, 40, 7))):
+        got = read_frames(tmp_path / "copy.mp4", request, num_frames=40, backend="gop")
+        assert np.array_equal(got, sequential[np.minimum(request, 39)]), request
+
+
+def test_the_gop_reader_is_not_chosen_where_keyframes_are_sparse(tmp_path):
+    from svt.reencode import reencode_video
+    from svt.synth import encode
+
+    encode(moving_frames(), tmp_path / "src.mp4", "libx264", 25)
+    reencode_video((str(tmp_path / "src.mp4"), str(tmp_path / "copy.mp4"), 256, 16))
+    assert probe(tmp_path / "copy.mp4", deep=True).backend == "decord"

@@ -179,10 +179,21 @@ def test_paper_scale_plans_the_whole_dag_through_the_slurm_profile_quickly(tmp_p
     assert counts["download"] == 4 and counts["download_spatial_init"] == 1  # every download is planned
     assert counts["ablation_pretrain"] == 10 and counts["pretrain"] == 1 and counts["table"] == 8
     assert counts["ablation_linear"] == 10 * 2 + 2 + 2  # variants, Table 8's slow-fast, the random-init reference
-    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 74
+    assert counts["finetune"] == 4 and counts["linear"] == 4 * 3 and counts["total"] == 75
+    assert counts["reencode"] == 1 and "--short-side 256 --gop 1" in out.stdout  # K400's all-intra copy (#27)
     assert "torchrun --standalone --nproc_per_node 4 -m svt pretrain" in out.stdout
     assert "WARNING" not in out.stderr
     assert seconds < 10, seconds
+
+
+def test_paper_scale_trains_from_the_kinetics_copy_and_reencode_null_opts_out(tmp_path):
+    wd = paper_workdir(tmp_path, ssv2_placed=True)
+    _, counts, _ = paper_plan(wd, "-n", "resources/index/kinetics400.parquet")
+    assert counts["reencode"] == 1
+    out, counts, _ = paper_plan(wd, "-n", "resources/index/kinetics400.parquet", "--config",
+                                'datasets={"kinetics400": {"reencode": null}}')
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "reencode" not in counts and counts["index"] == 1
 
 
 def test_paper_scale_dry_run_without_placed_ssv2_plans_everything_and_warns_once(tmp_path):
@@ -205,8 +216,8 @@ def test_paper_scale_real_run_without_placed_ssv2_stops_before_any_job_with_inst
 def test_release_target_at_paper_scale_plans_evaluation_only(tmp_path):
     out, counts, seconds = paper_plan(paper_workdir(tmp_path, ssv2_placed=False), "-n", "release")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert counts == {"download": 4, "download_release": 1, "index": 4, "linear": 4, "finetune": 4,
-                      "release_table": 3, "release": 1, "total": 21}  # nothing pretrained
+    assert counts == {"download": 4, "download_release": 1, "reencode": 1, "index": 4, "linear": 4, "finetune": 4,
+                      "release_table": 3, "release": 1, "total": 22}  # nothing pretrained
     assert "SSv2 must be downloaded by hand" in out.stderr and seconds < 10, seconds
 
 
