@@ -24,9 +24,9 @@ from conftest import RUN_REPORT
 from svt.config import merge
 from test_workflow import MICRO, REPO, SNAKEFILE
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(  # every test here reads the micro DAG run through SLURM
     shutil.which("sbatch") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0,
-    reason="no SLURM cluster here (sbatch / sinfo missing or not answering); .ci/slurm_up.sh starts one")
+    reason="no SLURM cluster here (sbatch / sinfo missing or not answering); .ci/slurm_up.sh starts one")]
 
 PARTITION = {"default": "cpu", "data": "cpu", "linear": "gpu", "pretrain": "gpu", "finetune": "cpu"}
 RESOURCES = {
