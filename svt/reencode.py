@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from svt.io import atomic_write
 from svt.settings import Reencode
-from svt.video import rotate
+from svt.video import rotate, to_rgb
 
 log = logging.getLogger("svt.reencode")
 CONTAINERS = {".mp4": "mp4", ".avi": "avi", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
@@ -72,8 +72,7 @@ def reencode_video(job: tuple[str, str, int, int]) -> str | None:
                 stream.options = encoder_options(codec, gop)
                 for n, frame in enumerate(itertools.chain([first], frames)):
                     if rotation % 360:
-                        frame = av.VideoFrame.from_ndarray(rotate(frame.to_ndarray(format="rgb24")[None],
-                                                                  rotation)[0], format="rgb24")
+                        frame = av.VideoFrame.from_ndarray(rotate(to_rgb(frame)[None], rotation)[0], format="rgb24")
                     img = frame.reformat(width=w, height=h, format="yuv420p")
                     img.pts, img.time_base = n, stream.codec_context.time_base
                     out.mux(stream.encode(img))

@@ -66,7 +66,7 @@ def _short(e: Exception) -> str:
 _RGB: dict = {}  # process id -> its reformatter: a forked loader worker or index worker makes its own
 
 
-def _rgb(frame) -> np.ndarray:
+def to_rgb(frame) -> np.ndarray:
     """The frame as rgb24 through one reused swscale context per process, on the calling thread: PyAV's
     to_ndarray(format=...) builds a new context per frame, several times slower for the same bytes
     (tests/test_video.py checks they are the same)."""
@@ -111,7 +111,7 @@ def _pyav_frames(path, wanted: np.ndarray | None):
         try:
             for frame in c.decode(stream):
                 if want is None and n == 0 or want is not None and n in want:
-                    kept[n] = _rgb(frame)
+                    kept[n] = to_rgb(frame)
                 last, n = frame, n + 1
                 if stop is not None and n > stop:
                     break
@@ -122,7 +122,7 @@ def _pyav_frames(path, wanted: np.ndarray | None):
     rotation = getattr(last, "rotation", 0) or 0
     if wanted is None:
         return np.stack([kept[0]]), n, fps, rotation
-    tail = _rgb(last)
+    tail = to_rgb(last)
     return np.stack([kept.get(int(i), tail) for i in wanted]), n, fps, rotation
 
 
@@ -179,7 +179,7 @@ def _gop_frames(path: str, wanted: np.ndarray):
                 if len(out) != 1:
                     raise DecodeError(path, f"GOP reader: packet {i} gave {len(out)} frames (reordered stream)")
                 if i in keep:
-                    kept[i] = _rgb(out[0])
+                    kept[i] = to_rgb(out[0])
                     rotation = getattr(out[0], "rotation", 0) or 0
         except av.error.FFmpegError as e:
             raise DecodeError(path, f"stream breaks at frame {i}: {_short(e)}") from e
@@ -279,7 +279,7 @@ def _probe_exact(path: str, num_threads: int) -> VideoInfo:
             stream.thread_type = "AUTO"
             for frame in c.decode(stream):
                 if n == 0 or n in wanted:
-                    img = _rgb(frame)
+                    img = to_rgb(frame)
                     first = img if n == 0 else first
                     kept[n] = img[::2, ::2]  # compared subsampled: a fraction of the memory, the same verdict
                 rotation = getattr(frame, "rotation", 0) or 0

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from svt.index import build_index
 from svt.synth import SynthConfig, synthesize
 
@@ -76,3 +78,11 @@ def layout_real_clips(shared: Path, tmp: Path) -> dict[str, Path]:
     (roots["ssv2"] / "labels" / "train.json").write_text(json.dumps(items))
     (roots["ssv2"] / "labels" / "validation.json").write_text("[]")
     return roots
+
+
+def sequential_decode(path) -> np.ndarray:
+    """Every frame, in order, through PyAV's own conversion: the reference random access must equal."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from helpers import sequential_decode
 from svt.augment import AugmentConfig
 from svt.data import PretrainDataset
 from svt.index import build_index, summarise
@@ -21,11 +22,6 @@ from svt.video import probe
 from svt.views import ViewConfig
 
 TRUMAN = "hmdb51/wave/TrumanShow_wave_f_nm_np1_fr_med_26.avi"
-
-
-def sequential(path) -> np.ndarray:
-    with av.open(str(path), metadata_errors="ignore") as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
 def test_the_divx_clip_decord_misreads_is_counted_exactly_and_decoded_sequentially(shared):
@@ -60,7 +56,7 @@ def test_every_view_of_the_divx_clip_equals_a_sequential_decode_at_its_planned_i
     (root / "wave" / "truman.avi").symlink_to(shared / "sample_videos" / TRUMAN)
     index = one_video_index(root, "wave/truman.avi")
     assert index.at[0, "frames"] == 48
-    wrong, checked = view_frames(root, index, sequential(root / "wave" / "truman.avi"))
+    wrong, checked = view_frames(root, index, sequential_decode(root / "wave" / "truman.avi"))
     assert wrong == 0 and checked > 500
 
 
@@ -93,7 +89,7 @@ def test_a_synthetic_avi_with_b_frames_is_misread_by_random_access_and_decoded_s
     assert index.at[0, "frames"] == 60
     assert index.at[0, "backend"] == "pyav"
     assert index.at[0, "access"] == "sequential: random access returns other frames"
-    truth = sequential(tmp_path / "bframes.avi")
+    truth = sequential_decode(tmp_path / "bframes.avi")
     wrong, checked = view_frames(tmp_path, index, truth)
     assert wrong == 0 and checked > 500
     forced = index.assign(backend="decord")  # what reading it by random access would have fed training

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from helpers import TINY
+from helpers import TINY, sequential_decode
 from svt.index import build_index
 from svt.reencode import reencode_dataset, target_size
 from svt.settings import Reencode
@@ -56,12 +56,6 @@ def test_a_reencoded_dataset_is_what_the_index_reads(tmp_path):
 # SSv2, edge cases; docs/data.md): PSNR 29.0-46.3 dB (median 34.6), mean absolute difference 0.7-6.4 grey levels
 # against the original resized to the copy's size (the resize kernels differ too).
 MIN_PSNR_DB, MAX_MAD = 28.0, 7.0
-
-
-def sequential_decode(path) -> np.ndarray:
-    """Every frame, in order, through PyAV's own conversion: the reference the GOP reader must equal."""
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
 @pytest.mark.slow

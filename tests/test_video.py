@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import layout_real_clips
+from helpers import layout_real_clips, sequential_decode
 from svt.index import build_index, summarise
 from svt.video import DecodeError, probe, read_frames
 
@@ -110,23 +110,16 @@ def moving_frames(n: int = 40) -> np.ndarray:
     return frames
 
 
-def all_frames(path) -> np.ndarray:
-    import av
-
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-
-
 def test_rgb_conversion_through_one_reused_context_gives_pyavs_own_bytes(tmp_path):
     import av
 
     from svt.synth import encode
-    from svt.video import _rgb
+    from svt.video import to_rgb
 
     encode(moving_frames(), tmp_path / "a.mp4", "libx264", 25)
     with av.open(str(tmp_path / "a.mp4")) as c:
         for frame in c.decode(video=0):
-            assert np.array_equal(_rgb(frame), frame.to_ndarray(format="rgb24"))
+            assert np.array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))
 
 
 @pytest.mark.parametrize("gop", [1, 3])
@@ -145,7 +138,7 @@ def test_a_copy_with_dense_keyframes_is_read_gop_by_gop_and_gives_the_sequential
     assert probe(tmp_path / "src.mp4", deep=True).backend == "decord"
     info = probe(tmp_path / "copy.mp4", deep=True)
     assert (info.backend, info.access, info.frames) == ("gop", "random", 40)
-    sequential = all_frames(tmp_path / "copy.mp4")
+    sequential = sequential_decode(tmp_path / "copy.mp4")
     for request in ([39, 0, 17, 17, 5], [20, 21, 22], [38, 45, 90], list(range(0, 40, 7))):
         got = read_frames(tmp_path / "copy.mp4", request, num_frames=40, backend="gop")
         assert np.array_equal(got, sequential[np.minimum(request, 39)]), request
