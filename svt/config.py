@@ -53,9 +53,10 @@ def _inline(text: str):
 
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "config.schema.yaml"
 # The sections of the workflow's schema each svt command reads, with the keys the workflow adds to them.
-SECTIONS = {"pretraining": ("$defs/pretraining_settings", {"model": {"$ref": "#/$defs/model"}}),
+TRACKING = {"$ref": "#/$defs/tracking"}
+SECTIONS = {"pretraining": ("$defs/pretraining_settings", {"model": {"$ref": "#/$defs/model"}, "tracking": TRACKING}),
             "evaluation": ("properties/evaluation", {"model": {"$ref": "#/$defs/model"}, "flip": {"type": "boolean"},
-                                                     "slow_fast": {"type": "boolean"}})}
+                                                     "slow_fast": {"type": "boolean"}, "tracking": TRACKING})}
 TYPES = {"number": "a number", "integer": "an integer", "boolean": "true or false", "string": "a string",
          "array": "a list", "object": "a mapping"}
 

@@ -33,6 +33,7 @@ from svt.data import make_loader
 from svt.device import Dist, init_distributed, replica_digests
 from svt.io import WriteError, fingerprint, remove_stale_temps, storage_error, write_error
 from svt.sampler import rank_sampler
+from svt.tracking import Tracker
 
 log = logging.getLogger("svt.engine")
 
@@ -165,11 +166,11 @@ class Interrupted(RuntimeError):
 
 
 class Progress:
-    """metrics.jsonl and the progress bar (rank 0). Closed before an error is reported, so the error is the last
-    line; a full disk while logging is a WriteError naming the file."""
+    """metrics.jsonl, its live mirror (svt.tracking) and the progress bar (rank 0). Closed before an error is
+    reported, so the error is the last line; a full disk while logging is a WriteError naming the file."""
 
-    def __init__(self, loop: Loop, name: str, it: int):
-        self.main, self.path = loop.d.is_main, loop.work / "metrics.jsonl"
+    def __init__(self, loop: Loop, name: str, it: int, tracker: Tracker):
+        self.main, self.path, self.tracker = loop.d.is_main, loop.work / "metrics.jsonl", tracker
         self.file = open(self.path, "a") if self.main else None
         self.bar = tqdm(total=loop.total, initial=it, desc=name, unit="it", disable=not self.main)
 
@@ -185,11 +186,13 @@ class Progress:
             if storage is None:
                 raise
             raise kept(write_error(self.path, storage, len(line)), self.path.parent) from None
+        self.tracker.log(stats)
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{stats['loss']:.3f}", wait=f"{stats['data_wait']:.2f}")
 
     def close(self) -> None:
         self.bar.close()
+        self.tracker.close()
         if self.file is not None:
             try:
                 self.file.close()
@@ -252,7 +255,9 @@ def train(loop: Loop, task: Task, settings, inputs: tuple, outputs: tuple = ()) 
     d = loop.d
     it, failures, run_id = start(loop, task, settings, inputs, outputs)
     checkpoints = Checkpoints(loop, task, run_id, settings, it)
-    progress = Progress(loop, task.name, it)
+    tracker = Tracker(loop.work, settings.tracking, run_id, f"{task.name} {loop.work}",
+                      settings_mod.to_dict(settings), enabled=d.is_main)
+    progress = Progress(loop, task.name, it, tracker)
     try:
         with StopSignal() as stop:
             while it < loop.total:

@@ -8,6 +8,7 @@ cosine decay, 20 epochs, batch 32 -> test: per-crop probabilities averaged -> me
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,9 +24,10 @@ from svt.device import autocast_dtype, init_distributed
 from svt.evaluate import (add_common_arguments, class_names, eval_datasets, extract, load_backbone, metrics,
                           write_metrics)
 from svt.index import read_index
-from svt.io import fingerprint
+from svt.io import fingerprint, storage_error, write_error
 from svt.schedules import cosine_schedule, set_lr
 from svt.settings import Evaluation
+from svt.tracking import Tracker
 
 log = logging.getLogger("svt.linear")
 
@@ -45,8 +47,9 @@ def cached(path: Path, compute) -> dict:
     return out
 
 
-def train_linear(train: list[dict], num_classes: int, cfg: Evaluation) -> tuple[torch.nn.Linear, float]:
-    """Linear layer on cached features; epoch e uses feature copy e % len(train)."""
+def train_linear(train: list[dict], num_classes: int, cfg: Evaluation, log_step=None) -> tuple[torch.nn.Linear, float]:
+    """Linear layer on cached features; epoch e uses feature copy e % len(train). `log_step(record)` receives
+    each iteration's loss and lr (metrics.jsonl)."""
     lcfg = cfg.linear
     torch.manual_seed(cfg.seed)
     dim = train[0]["features"].shape[-1]
@@ -72,6 +75,8 @@ def train_linear(train: list[dict], num_classes: int, cfg: Evaluation) -> tuple[
             out.backward()
             optimizer.step()
             loss, it = out.item(), it + 1
+            if log_step is not None:
+                log_step({"iteration": it, "epoch": epoch, "loss": loss, "lr": float(lr_s[it - 1])})
     return head, loss
 
 
@@ -84,6 +89,36 @@ def knn_probs(train: dict, test: dict, num_classes: int, k: int, temperature: fl
     votes = torch.zeros(len(query), num_classes)
     votes.scatter_add_(1, train["labels"][idx], (sim / temperature).exp())
     return votes / votes.sum(1, keepdim=True)
+
+
+class MetricsLog:
+    """The probe's metrics.jsonl in its work folder (rewritten by every run: the probe retrains from the cached
+    features) and its live mirror (svt.tracking)."""
+
+    def __init__(self, work: Path, cfg: Evaluation, key: str, name: str):
+        self.path = work / "metrics.jsonl"
+        self.path.write_text("")
+        run = fingerprint(settings_mod.to_dict(cfg.linear), key)
+        self.tracker = Tracker(work, cfg.tracking, run, name, settings_mod.to_dict(cfg))
+        self.file = open(self.path, "a")
+
+    def log(self, record: dict) -> None:
+        line = json.dumps(record) + "\n"
+        try:
+            self.file.write(line)
+        except OSError as e:
+            storage = storage_error(e)
+            if storage is None:
+                raise
+            raise write_error(self.path, storage, len(line)) from None
+        self.tracker.log(record)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        self.tracker.close()
 
 
 def run(cfg: Evaluation | dict, checkpoint: str, index_path: str, root: str, dataset: str, model_name: str, work: str,
@@ -110,7 +145,8 @@ def run(cfg: Evaluation | dict, checkpoint: str, index_path: str, root: str, dat
             return extract(backbone, train_set, cfg, d.device, amp, f"train {c + 1}/{copies}")
         train.append(cached(work_dir / f"features_train_{c:03d}.pt", compute))
 
-    head, loss = train_linear(train, len(names), cfg)
+    with MetricsLog(Path(work), cfg, feature_key(cfg, checkpoint, index_path), f"linear {model_name} {dataset}") as m:
+        head, loss = train_linear(train, len(names), cfg, m.log)
     with torch.no_grad():
         probs = head(test["features"]).softmax(-1).mean(1)  # average the crops' class probabilities
     common = dict(model=model_name, dataset=dataset, cfg=cfg, source=source, skipped=test["skipped"],

@@ -79,6 +79,25 @@ class PretrainData:
 
 
 @dataclass(frozen=True)
+class Wandb:
+    """Weights & Biases (pip install -e ".[wandb]"): disabled | offline (local run files, no network) | online."""
+    mode: str = "disabled"
+    project: str = "svt"
+    entity: str | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("disabled", "offline", "online"):
+            raise ValueError(f"tracking.wandb.mode must be disabled, offline or online, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Live curves beside each training run's metrics.jsonl (svt.tracking), rank 0 only."""
+    tensorboard: bool = True  # event files in the work folder: tensorboard --logdir work/
+    wandb: Wandb = Wandb()
+
+
+@dataclass(frozen=True)
 class Pretraining:
     dataset: str = "kinetics400"
     model: Model = Model()
@@ -95,9 +114,10 @@ class Pretraining:
     data: PretrainData = PretrainData()
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
+    tracking: Tracking = Tracking()
     seed: int = 0
 
-    LOGISTICS: typing.ClassVar[tuple[str, ...]] = ("data", "checkpoint_every", "keep_checkpoints")
+    LOGISTICS: typing.ClassVar[tuple[str, ...]] = ("data", "checkpoint_every", "keep_checkpoints", "tracking")
 
 
 @dataclass(frozen=True)
@@ -154,14 +174,15 @@ class Evaluation:
     batch_size: int = 32
     precision: str = "auto"
     data: EvalData = EvalData()
+    tracking: Tracking = Tracking()
     seed: int = 0
     linear: Linear = Linear()
     knn: Knn = Knn()
     finetune: Finetune = Finetune()
 
     # Fine-tuning's trajectory: the test crops, the other protocols and the loader do not shape it.
-    LOGISTICS: typing.ClassVar[tuple[str, ...]] = ("crops", "data", "linear", "knn", "finetune.checkpoint_every",
-                                                   "finetune.keep_checkpoints")
+    LOGISTICS: typing.ClassVar[tuple[str, ...]] = ("crops", "data", "tracking", "linear", "knn",
+                                                   "finetune.checkpoint_every", "finetune.keep_checkpoints")
 
 
 @dataclass(frozen=True)
@@ -287,7 +308,7 @@ def trajectory(settings) -> dict:
     return {path: value for path, value in leaves(settings).items() if not is_logistics(settings, path)}
 
 
-__all__ = ["Model", "Head", "Correspondences", "Optim", "Loss", "PretrainData", "Pretraining", "Clip", "EvalData",
-           "Linear", "Knn", "Finetune", "Evaluation", "ViewConfig", "ViewFamily", "AugmentConfig", "build",
-           "pretraining", "evaluation", "to_dict", "leaves", "trajectory", "Dataset", "Reencode", "dataset", "Resource",
-           "resource"]
+__all__ = ["Model", "Head", "Correspondences", "Optim", "Loss", "PretrainData", "Tracking", "Wandb", "Pretraining",
+           "Clip", "EvalData", "Linear", "Knn", "Finetune", "Evaluation", "ViewConfig", "ViewFamily", "AugmentConfig",
+           "build", "pretraining", "evaluation", "to_dict", "leaves", "trajectory", "Dataset", "Reencode", "dataset",
+           "Resource", "resource"]

@@ -1,6 +1,6 @@
 """`svt table`: the paper's Tables 1-8 with the published numbers and this run's reproduced numbers side by side.
 
-Published rows come from svt/data/paper_tables.yaml (typed once from the paper). Reproduced numbers come only
+Published rows come from svt/published/paper_tables.yaml (typed once from the paper). Reproduced numbers come only
 from metrics JSONs (svt linear / svt finetune) given on the command line, in columns named "... (reproduced)";
 nothing measured is written into a published column and nothing published into a reproduced one. Which published
 row a run reproduces is read from the run itself: its pretraining settings (the checkpoint's .json sidecar) for
@@ -34,7 +34,7 @@ from svt.model import backbone_config
 
 log = logging.getLogger("svt.tables")
 
-PUBLISHED = yaml.safe_load(resources.files("svt").joinpath("data/paper_tables.yaml").read_text())
+PUBLISHED = yaml.safe_load(resources.files("svt").joinpath("published/paper_tables.yaml").read_text())
 PROTOCOL_COLUMNS = {"linear": "Linear", "finetune": "Fine-tune"}
 BASELINE_ROWS = {"random": "Random init (same protocol)", "spatial_init": "Spatial init only, no video pretraining"}
 SVT_ROW = {"table1": "SVT (Ours)", "table2": "SVT (Ours)", "table3": "SVT (Ours)"}

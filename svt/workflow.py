@@ -168,7 +168,8 @@ def _check_evaluation(config: dict) -> None:
 
 def pretraining_settings(config: dict, variant: str | None = None) -> typed.Pretraining:
     """The main run's settings, or an ablation variant's: its keys over the main run's, the ablations' epochs."""
-    s = typed.pretraining({**config["pretraining"], "model": config["model"], "dataset": pretrain_set(config)})
+    s = typed.pretraining({**config["pretraining"], "model": config["model"], "dataset": pretrain_set(config),
+                           "tracking": config.get("tracking", {})})
     if variant is None:
         return s
     s = typed.build(s, config["ablations"]["variants"][variant], f"ablations.variants.{variant}")
@@ -189,4 +190,4 @@ def image_pretraining_settings(config: dict) -> typed.Pretraining:
 def evaluation_settings(config: dict, name: str, slow_fast: bool = True) -> typed.Evaluation:
     ev = {k: v for k, v in config["evaluation"].items() if k != "baselines"}
     return typed.evaluation({**ev, "model": config["model"], "flip": dataset(config, name).flip,
-                             "slow_fast": slow_fast})
+                             "slow_fast": slow_fast, "tracking": config.get("tracking", {})})

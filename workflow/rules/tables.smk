@@ -1,4 +1,4 @@
-# The paper's eight tables: published numbers (svt/data/paper_tables.yaml) and this run's, side by side, every
+# The paper's eight tables: published numbers (svt/published/paper_tables.yaml) and this run's, side by side, every
 # reproduced number with its 95% interval and its comparisons (svt/tables.py); disabled datasets read "not run".
 # The `release` target's Tables 1-3 evaluate the authors' released teacher instead of our pretraining.
 
