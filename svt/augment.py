@@ -10,30 +10,16 @@ Horizontal flip is off for flip-sensitive datasets (SSv2: "pushing left to right
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svt.settings import AugmentConfig  # the settings own it, so that reading a config never imports torch
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _GRAY = torch.tensor([0.299, 0.587, 0.114])
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    temporally_consistent: bool = True
-    flip: bool = True
-    jitter_prob: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    grayscale_prob: float = 0.2
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_prob: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, local
-    solarize_prob: tuple[float, float, float] = (0.0, 0.2, 0.0)
 
 
 def sample_params(cfg: AugmentConfig, frames: int, slot: int, rng: np.random.Generator) -> dict:

@@ -24,6 +24,7 @@ STAGES = {
     "features": ("svt.features", "slow-fast CLS features of every video in a folder or CSV (Parquet, resumable)"),
     "attention": ("svt.figures", "Figure 3: CLS attention of models over frames of videos, or of one clip"),
     "delta": ("svt.figures", "published vs reproduced top-1 for every table cell"),
+    "learning": ("svt.learning", "the learning check's report: SVT against its controls, teacher MI, time reversal"),
     "curves": ("svt.curves", "training curves (loss, collapse, lr, clips/s) of runs from their metrics.jsonl"),
 }
 

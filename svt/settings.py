@@ -16,9 +16,24 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from svt.augment import AugmentConfig
 from svt.config import ConfigError
 from svt.views import ViewConfig, ViewFamily
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The view augmentations of svt.augment (paper §3.2.2; DINO's strengths)."""
+    temporally_consistent: bool = True
+    flip: bool = True
+    jitter_prob: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grayscale_prob: float = 0.2
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_prob: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, local
+    solarize_prob: tuple[float, float, float] = (0.0, 0.2, 0.0)
 
 
 @dataclass(frozen=True)

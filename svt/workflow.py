@@ -170,6 +170,8 @@ def pretraining_settings(config: dict, variant: str | None = None) -> typed.Pret
     """The main run's settings, or an ablation variant's: its keys over the main run's, the ablations' epochs."""
     s = typed.pretraining({**config["pretraining"], "model": config["model"], "dataset": pretrain_set(config),
                            "tracking": config.get("tracking", {})})
+    if not dataset(config, pretrain_set(config)).flip:  # flip-sensitive classes (SSv2): no mirrored views either
+        s = dataclasses.replace(s, augment=dataclasses.replace(s.augment, flip=False))
     if variant is None:
         return s
     s = typed.build(s, config["ablations"]["variants"][variant], f"ablations.variants.{variant}")

@@ -128,7 +128,6 @@ def test_linear_run_writes_schema_valid_linear_and_knn_metrics_and_reuses_cached
     assert [p.stat().st_mtime_ns for p in cache] == stamps
 
 
-@pytest.mark.slow
 def logged(metrics_jsonl: Path) -> list[dict]:
     """Each logged iteration without its wall-clock measurements."""
     timing = {"clips_per_s", "data_wait"}
@@ -136,6 +135,7 @@ def logged(metrics_jsonl: Path) -> list[dict]:
             for line in metrics_jsonl.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_finetune_sigkill_then_restart_gives_bitwise_the_same_weights(ucf):
     tmp, root, _ = ucf
     subprocess.run(_cmd("finetune", tmp, root, "ft_straight", MICRO), check=True, capture_output=True)

@@ -77,6 +77,18 @@ def test_loss_is_the_mean_cross_entropy_of_sharpened_centred_teacher_and_student
     assert set(terms) == {"gg", "lg"}
 
 
+def test_the_centre_is_an_ema_of_the_teachers_batch_mean_logits():
+    """DINO's update_center: c <- m c + (1 - m) mean over every teacher view of the batch."""
+    from svt.device import Dist
+
+    crit = SVTLoss(4, center_momentum=0.9)
+    first, second = torch.tensor([[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 1.0, 0.0]]), torch.full((2, 4), 10.0)
+    crit.update_center(first, Dist())
+    torch.testing.assert_close(crit.center, 0.1 * torch.tensor([[2.0, 2.0, 2.0, 2.0]]))
+    crit.update_center(second, Dist())
+    torch.testing.assert_close(crit.center, 0.9 * 0.2 + 0.1 * torch.full((1, 4), 10.0))
+
+
 def test_schedules_follow_the_paper_with_dinos_warmup():
     s = cosine_schedule(1.0, 0.0, epochs=20, iters_per_epoch=10, warmup_epochs=5)
     # DINO's cosine_scheduler: np.linspace(start, base, n) (peak at the last warm-up iteration), then the cosine

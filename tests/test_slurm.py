@@ -1,94 +1,34 @@
 """The project's `slurm` profile against a real SLURM cluster (slurmctld + slurmd, .ci/slurm_up.sh).
 
-A micro version of the demo DAG goes through `snakemake --profile slurm` plus a small override for the local
-test cluster (partitions, squeue polling, no account): every rule is submitted with sbatch, pretraining runs as two
-torchrun agents started by the rule's own srun (what two nodes do; the one test node stands in for both), and the
-requests each job carried are read back from the scheduler. A second run on the same data takes SLURM's warning
-signal (torchrun --standalone with 2 processes in one task). Skipped where there is no SLURM (a laptop);
-`.ci/run` starts a cluster so CI never skips them.
+The session's micro demo DAG (tests/micro_dag.py) runs through `snakemake --profile slurm` where a cluster answers:
+every rule is submitted with sbatch, pretraining runs as two torchrun agents started by the rule's own srun (what
+two nodes do; the one test node stands in for both), and the requests each job carried are read back from the
+scheduler. A second run on the same data takes SLURM's warning signal (torchrun --standalone with 2 processes in
+one task). Skipped where there is no SLURM (a laptop); `.ci/run` starts a cluster so CI never skips them.
 """
 
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
 
-from conftest import RUN_REPORT
+from conftest import report
+from micro_dag import NO_SLURM, RESOURCES, PARTITION, SLURM_MICRO, SNAKEFILE, slurm_answers, slurm_workdir
 from svt.config import merge
-from test_workflow import MICRO, REPO, SNAKEFILE
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(  # every test here reads the micro DAG run through SLURM
-    shutil.which("sbatch") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0,
-    reason="no SLURM cluster here (sbatch / sinfo missing or not answering); .ci/slurm_up.sh starts one")]
-
-PARTITION = {"default": "cpu", "data": "cpu", "linear": "gpu", "pretrain": "gpu", "finetune": "cpu"}
-RESOURCES = {
-    "default": {"threads": 1, "processes": 1, "gpus": 0, "cpus_per_gpu": 0, "mem_mb": 700, "runtime": 10},
-    "data": {"threads": 1, "processes": 1, "gpus": 0, "cpus_per_gpu": 0, "mem_mb": 800, "runtime": 11},
-    "linear": {"threads": 1, "processes": 1, "gpus": 1, "cpus_per_gpu": 1, "mem_mb": 1500, "runtime": 12},
-    "pretrain": {"threads": 2, "processes": 2, "gpus": 1, "cpus_per_gpu": 2, "mem_mb": 3000, "runtime": 13},
-    "finetune": {"threads": 1, "processes": 1, "gpus": 0, "cpus_per_gpu": 0, "mem_mb": 1600, "runtime": 14},
-}
-# The micro DAG, trimmed to what exercises every rule once: one ablation variant, no baselines, no HMDB-51. No
-# stochastic depth, so that two ranks and one process draw the same numbers and must train the same model.
-SLURM_MICRO = merge(MICRO, {
-    "datasets": {"hmdb51": {"enabled": False}},
-    "model": {"drop_path_rate": 0.0},
-    "ablations": {"variants": {"baseline": {}}, "tables": {f"table{n}": ["baseline"] for n in range(4, 9)}},
-    "evaluation": {"baselines": []},
-    "resources": {k: {**v, "slurm_partition": PARTITION[k]} for k, v in RESOURCES.items()},
-})
-SLURM_MICRO["ablations"]["variants"] = {"baseline": {}}
-# Two torchrun agents of one process each, started by the rule's own srun and meeting at a c10d rendezvous: what
-# two nodes do (tasks_per_node 2 stands in for nodes 2 on the one node the test cluster has).
-SLURM_MICRO["resources"]["pretrain"].update(nodes=1, tasks_per_node=2, processes=1)
-LOCAL_OVERRIDE = {
-    "configfile": "config/micro.yaml",
-    "slurm-status-command": "squeue",  # no slurmdbd: with sacct the plugin would wait forever
-    "slurm-init-seconds-before-status-checks": 1,
-    "slurm-no-account": True,
-    "retries": 0,
-    "latency-wait": 5,
-    "jobs": 4,
-}
-
-
-def run_with_timeout(cmd, cwd, timeout):
-    """Snakemake under a timeout is stopped with SIGINT, so it cancels its SLURM jobs."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-        raise AssertionError(f"snakemake did not finish in {timeout} s; stopped with SIGINT\n{out[-5000:]}")
-    return proc.returncode, out
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not slurm_answers(), reason=NO_SLURM)]
+reads_the_dag = pytest.mark.xdist_group("micro_dag")  # under -n, on the worker that ran the session's DAG
 
 
 @pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("slurm_dag")
-    (wd / "config").mkdir()
-    (wd / "config" / "micro.yaml").write_text(yaml.safe_dump(SLURM_MICRO))
-    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(SLURM_MICRO))
-    (wd / "local").mkdir()
-    (wd / "local" / "config.yaml").write_text(yaml.safe_dump(LOCAL_OVERRIDE))
-    shutil.copytree(REPO / "profiles", wd / "profiles")
-    (wd / "slurm").symlink_to("profiles/slurm")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local", "all"]
-    t0 = time.time()
-    rc, out = run_with_timeout(cmd, wd, timeout=1200)
-    (wd / "snakemake.out").write_text(out)
-    assert rc == 0, out[-8000:]
-    RUN_REPORT.append(f"SLURM micro DAG through the slurm profile: rc 0 in {time.time() - t0:.0f} s")
-    return wd, out
+def slurm_run(micro_dag):
+    assert micro_dag.slurm  # a cluster answers (the skip above), so the session's DAG ran through it
+    return micro_dag.wd, micro_dag.out
 
 
 def submitted(out: str) -> dict[str, list[str]]:
@@ -107,6 +47,7 @@ def scontrol(jobid: str) -> dict[str, str]:
     return dict(re.findall(r"(\w[\w/:]*)=(\S*)", text))
 
 
+@reads_the_dag
 def test_every_rule_of_the_micro_dag_ran_as_a_slurm_job_and_completed(slurm_run):
     wd, out = slurm_run
     jobs = submitted(out)
@@ -117,11 +58,12 @@ def test_every_rule_of_the_micro_dag_ran_as_a_slurm_job_and_completed(slurm_run)
     ids = [j for js in jobs.values() for j in js]
     states = {j: scontrol(j)["JobState"] for j in ids}
     for rule, js in sorted(jobs.items()):
-        RUN_REPORT.append(f"  {rule}: SLURM job ids {', '.join(js)} -> {', '.join(sorted({states[j] for j in js}))}")
+        report(f"  {rule}: SLURM job ids {', '.join(js)} -> {', '.join(sorted({states[j] for j in js}))}")
     assert all(s == "COMPLETED" for s in states.values()), states
     assert all((wd / "results" / f"table{n}.csv").exists() for n in range(1, 9))
 
 
+@reads_the_dag
 def test_two_srun_tasks_train_one_model_across_ranks_equal_to_one_process(slurm_run, tmp_path):
     from svt.checkpoint import torch_load
 
@@ -143,11 +85,12 @@ def test_two_srun_tasks_train_one_model_across_ranks_equal_to_one_process(slurm_
     a, b = torch_load(wd / "results" / "pretrain" / "svt.pth"), torch_load(tmp_path / "one.pth")
     assert a.keys() == b.keys()
     rel_l2 = (sum(((a[k] - b[k]) ** 2).sum() for k in b) / sum((b[k] ** 2).sum() for k in b)).sqrt()
-    RUN_REPORT.append(f"2 srun tasks (c10d rendezvous, gloo) vs 1 process: teacher relative L2 {rel_l2:.2e}")
+    report(f"2 srun tasks (c10d rendezvous, gloo) vs 1 process: teacher relative L2 {rel_l2:.2e}")
     # a missing gradient sync or a rank training on the wrong half of the batch is off by ~1e-2
     assert rel_l2 < 1e-4, rel_l2
 
 
+@reads_the_dag
 @pytest.mark.parametrize("rule,kind", [("pretrain", "pretrain"), ("linear", "linear"), ("finetune", "finetune"),
                                        ("index", "data"), ("table", "default")])
 def test_sbatch_requests_carry_the_configured_resources(slurm_run, rule, kind):
@@ -155,7 +98,7 @@ def test_sbatch_requests_carry_the_configured_resources(slurm_run, rule, kind):
     want = RESOURCES[kind]
     jobid = submitted(out)[rule][0]
     job = scontrol(jobid)
-    RUN_REPORT.append(f"  sbatch request of {rule} (job {jobid}): partition {job['Partition']}, "
+    report(f"  sbatch request of {rule} (job {jobid}): partition {job['Partition']}, "
                       f"time {job['TimeLimit']}, {job.get('ReqTRES', job['TRES'])}, gpus {job.get('TresPerJob', '-')}")
     assert job["Partition"] == PARTITION[kind]
     assert job["TimeLimit"] == f"00:{want['runtime']:02d}:00"
@@ -179,19 +122,14 @@ SIGNAL_MICRO = merge(SLURM_MICRO, {
 })
 
 
-def pretrain_through_the_profile(wd, data, warn: bool) -> tuple[int, str, int]:
+def pretrain_through_the_profile(wd, warn: bool) -> tuple[int, str, int]:
     """results/pretrain/svt.pth through `--profile slurm` (torchrun, 2 gloo processes, in a SLURM job) on the
-    synthetic data and index in `data`; with `warn`, the job's processes get SLURM's warning signal (scancel
-    --signal=USR1, as --signal=USR1@s sends it) once two iterations are logged, and Snakemake retries the job
-    (retries: 1)."""
-    (wd / "config").mkdir(parents=True)
-    shutil.copytree(data, wd / "resources")
-    (wd / "config" / "micro.yaml").write_text(yaml.safe_dump(SIGNAL_MICRO))
-    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(SIGNAL_MICRO))
-    (wd / "local").mkdir()
-    (wd / "local" / "config.yaml").write_text(yaml.safe_dump({**LOCAL_OVERRIDE, "retries": 1}))
-    shutil.copytree(REPO / "profiles", wd / "profiles")
-    (wd / "slurm").symlink_to("profiles/slurm")
+    micro DAG's synthetic Kinetics-400 (written and indexed first, locally); with `warn`, the job's processes get
+    SLURM's warning signal (scancel --signal=USR1, as --signal=USR1@s sends it) once two iterations are logged, and
+    Snakemake retries the job (retries: 1)."""
+    slurm_workdir(wd, SIGNAL_MICRO, retries=1)
+    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-c2",
+                    "resources/index/kinetics400.parquet"], cwd=wd, check=True, capture_output=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--profile", "slurm", "--profile", "local",
            "results/pretrain/svt.pth"]
     proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -215,14 +153,14 @@ def pretrain_through_the_profile(wd, data, warn: bool) -> tuple[int, str, int]:
 
 
 @pytest.mark.slow
-def test_slurms_warning_signal_checkpoints_the_job_which_is_retried_and_ends_bit_identical(slurm_run, tmp_path):
+def test_slurms_warning_signal_checkpoints_the_job_which_is_retried_and_ends_bit_identical(tmp_path):
     import torch
 
     from svt.checkpoint import torch_load
 
     t0 = time.time()
     wd = tmp_path / "warned"
-    rc, out, done = pretrain_through_the_profile(wd, slurm_run[0] / "resources", warn=True)
+    rc, out, done = pretrain_through_the_profile(wd, warn=True)
     assert rc == 0, out[-8000:]
     jobs = submitted(out)["pretrain"]
     assert len(jobs) == 2, out[-5000:]  # the warned job, which failed after its checkpoint, then Snakemake's retry
@@ -242,5 +180,5 @@ def test_slurms_warning_signal_checkpoints_the_job_which_is_retried_and_ends_bit
     iterations = [json.loads(line)["iteration"] for line in
                   (wd / "work" / "pretrain" / "svt" / "metrics.jsonl").read_text().splitlines()]
     assert iterations == list(range(1, 13))  # each iteration logged once
-    RUN_REPORT.append(f"SLURM warning signal: job {jobs[0]} signalled after {done} iterations, checkpointed at "
+    report(f"SLURM warning signal: job {jobs[0]} signalled after {done} iterations, checkpointed at "
                       f"{resumed}, job {jobs[1]} resumed; teacher bit-identical ({time.time() - t0:.0f} s)")

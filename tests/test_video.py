@@ -151,3 +151,21 @@ def test_the_gop_reader_is_not_chosen_where_keyframes_are_sparse(tmp_path):
     encode(moving_frames(), tmp_path / "src.mp4", "libx264", 25)
     reencode_video((str(tmp_path / "src.mp4"), str(tmp_path / "copy.mp4"), 256, 16))
     assert probe(tmp_path / "copy.mp4", deep=True).backend == "decord"
+
+
+@pytest.mark.parametrize("dataset", ["kinetics400", "ssv2"])  # h264 .mp4 and VP9 .webm, both read by decord
+def test_random_access_returns_the_frames_at_the_asked_indices(tmp_path, dataset):
+    """Each asked frame is the sequential decode's frame at that index (within the tolerance the index's probe
+    allows decord), not a neighbour: the synthetic object moves, so neighbouring frames differ by far more."""
+    from helpers import synth_dataset
+    from svt.video import ACCESS_TOLERANCE
+
+    root, index = synth_dataset(tmp_path, dataset)
+    path = root / index["path"].iloc[0]
+    want = sequential_decode(path)
+    asked = [0, 5, 11, 12, len(want) - 1]
+    got = read_frames(path, asked, num_frames=len(want))
+    for i, frame in zip(asked, got):
+        assert np.abs(frame.astype(np.int16) - want[i]).mean() <= ACCESS_TOLERANCE, i
+    step = np.abs(want[1:].astype(np.int16) - want[:-1]).mean(axis=(1, 2, 3))
+    assert step.min() > 3 * ACCESS_TOLERANCE  # an off-by-one could not hide inside the tolerance

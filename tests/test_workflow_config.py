@@ -82,3 +82,12 @@ def test_datasets_left_out_and_their_roots():
     assert workflow.source_root(cfg, "ucf101") == "resources/synthetic/ucf101"
     assert workflow.dataset(cfg, "ucf101").reencode == settings.Reencode(short_side=32)
     assert workflow.index_options(cfg, "kinetics400") == "--split 1"
+
+
+def test_pretraining_on_a_flip_sensitive_set_mirrors_no_view_and_the_paper_set_keeps_its_flips():
+    """Paper §3.2.2: horizontal flips only for datasets without flip-equivariant classes ("left to right")."""
+    on_ssv2 = changed(lambda c: c["pretraining"].update(dataset="ssv2"))
+    assert workflow.pretraining_settings(on_ssv2).augment.flip is False
+    assert workflow.pretraining_settings(on_ssv2, "no_tca").augment.flip is False  # the ablations too
+    assert workflow.pretraining_settings(DEMO).augment.flip is True
+    assert workflow.pretraining_settings(PAPER).augment.flip is True  # Kinetics-400

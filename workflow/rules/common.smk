@@ -198,3 +198,14 @@ def training_runs():
 
 
 TRAINING_RUNS = training_runs()
+
+
+def get_learning_models(wildcards):
+    """The learning check's models: SVT pretrained as configured, then each baseline (its controls)."""
+    return ["svt", *config["evaluation"]["baselines"]]
+
+
+def get_learning_metrics(wildcards):
+    return [
+        f"results/eval/{m}/{LEARNING_SET}_{p}.json" for m in get_learning_models(wildcards) for p in ("knn", "linear")
+    ]

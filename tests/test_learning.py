@@ -1,0 +1,58 @@
+"""The learning check's report (`svt learning`, target `learning`, config/learning.yaml): every criterion is
+computed from the metrics, the teacher's MI log and the backbones, and the check plans from its config alone."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from svt.learning import mutual_information, report, verdicts
+from svt.stats import wilson
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def metric(correct: int, n: int = 180, classes: int = 6) -> dict:
+    low, high = wilson(correct, n)
+    return {"top1": 100 * correct / n, "top1_interval": {"low": low, "high": high}, "videos_evaluated": n,
+            "num_classes": classes, "chance_top1": 100 / classes}
+
+
+def test_svt_learns_only_when_every_interval_is_apart_the_teacher_keeps_its_mi_and_order_matters():
+    learned = {"svt": {"knn": metric(90), "linear": metric(100)},
+               "random": {"knn": metric(33), "linear": metric(30)},
+               "spatial_init": {"knn": metric(35), "linear": metric(31)}}
+    reversal = {"svt": 0.05, "random": 0.0, "spatial_init": 0.0}
+    lines = verdicts(learned, (0.4, 0.3), reversal)
+    assert len(lines) == 2 * 3 + 2 and all(ok for _, ok in lines)
+    assert "SVT learns: every criterion holds." in report("ssv2", learned, (0.4, 0.3), reversal, lines)
+    # intervals that overlap do not count: 45 of 180 is 25.0 [19.2-31.8], 35 of 180 19.4 [14.3-25.8]
+    close = {**learned, "svt": {"knn": metric(45), "linear": metric(100)}}
+    failed = [t for t, ok in verdicts(close, (0.4, 0.3), reversal) if not ok]
+    assert failed == ["SVT knn above random (95% intervals apart)", "SVT knn above spatial_init (95% intervals apart)"]
+    collapsed = [t for t, ok in verdicts(learned, (0.4, 0.19), reversal) if not ok]
+    assert len(collapsed) == 1 and collapsed[0].startswith("teacher MI at the end (0.190)")
+    blind = [t for t, ok in verdicts(learned, (0.4, 0.3), {**reversal, "svt": 1e-5}) if not ok]
+    assert len(blind) == 1 and "played backwards" in blind[0]
+    text = report("ssv2", learned, (0.4, 0.19), reversal, verdicts(learned, (0.4, 0.19), reversal))
+    assert "Not shown: a criterion does not hold." in text and "- does not hold: teacher MI" in text
+
+
+def test_teacher_mi_is_averaged_over_the_first_and_last_tenth_of_the_log(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps({"iteration": i + 1, "teacher_mutual_information": v}) + "\n"
+                           for i, v in enumerate([1.0] * 10 + [0.5] * 80 + [0.1] * 10)))
+    assert mutual_information(log) == (1.0, 0.1)
+
+
+def test_the_learning_target_plans_data_pretraining_both_controls_and_the_report(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-d",
+                          str(tmp_path), "--configfile", str(REPO / "config" / "learning.yaml"), "-n", "learning"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    stats = out.stdout.split("Job stats:")[-1]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    assert counts == {"synthesize": 1, "index": 1, "spatial_init": 1, "pretrain": 1, "linear": 3, "learning": 1,
+                      "total": 8}
+    assert "--model svt=results/pretrain/svt_ssv2.pth --model random=random" in out.stdout

@@ -1,0 +1,43 @@
+# The learning check (config/learning.yaml, docs/demo-findings.md): does SVT pretraining learn motion? SVT
+# against its controls on the motion benchmark (SSv2: classes that differ only in motion), the teacher's mutual
+# information over pretraining and the features' time-reversal sensitivity, in results/learning.md.
+
+
+LEARNING_SET = "ssv2"
+
+
+rule learning:
+    input:
+        get_learning_metrics,
+        index=f"resources/index/{LEARNING_SET}.parquet",
+        root=lambda wildcards: get_dataset_root(SimpleNamespace(dataset=LEARNING_SET)),
+        svt=PRETRAINED,
+        spatial_init=get_spatial_init(),
+    output:
+        md=report("results/learning.md", caption="../report/learning.rst", category="Learning check"),
+        json="results/learning.json",
+    log:
+        "logs/learning.log",
+    benchmark:
+        "benchmarks/learning/learning.tsv"
+    conda:
+        CONDA_ENV
+    threads: res("default").threads
+    resources:
+        **slurm_resources("default"),
+    params:
+        settings=lambda wildcards: job_settings(wf.evaluation_settings(config, LEARNING_SET)),
+        models=lambda wildcards, input: " ".join(
+            f"--model {m}={c}"
+            for m, c in zip(
+                get_learning_models(wildcards),
+                [
+                    input.svt,
+                    *["random" if b == "random" else input.spatial_init for b in config["evaluation"]["baselines"]],
+                ],
+            )
+        ),
+        log=metrics_log("pretrain"),
+    shell:
+        "svt learning --dataset " + LEARNING_SET + " {params.models} --log {params.log} "
+        "--config {params.settings:q} --index {input.index} --root {input.root} --out {output.md} > {log} 2>&1"
