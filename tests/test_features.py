@@ -111,7 +111,9 @@ def test_attention_of_one_real_clip_draws_the_backbones_last_attention(shared, t
     with torch.no_grad():
         want = backbone.last_attention(x[None])[0].numpy()
     assert drawn.shape == (4, 2, 6, 6)  # frames, heads of the micro model, 48 / 8 patches a side
-    np.testing.assert_array_equal(drawn, want)
+    # the same maps up to float rounding (the CLI's pass and this one may see other thread pools and matmul
+    # settings left by earlier tests in the process); another frame, head or layer differs by far more
+    np.testing.assert_allclose(drawn, want, rtol=5e-3, atol=1e-5)
 
 
 def test_attention_of_a_synthetic_clip_and_its_bad_input(clips, tmp_path):
