@@ -42,11 +42,11 @@ fi
 waitfor 50 munge -n
 
 # 3. config
-# The node declares CPU_FACTOR (default 4) times its cores and GPUS fake GPUs (default 4), with slurmd told to
+# The node declares CPU_FACTOR (default 2) times its cores and GPUS fake GPUs (default 4), with slurmd told to
 # believe the config: the test DAG's jobs are short and spend most of their time starting up and waiting for the
 # executor's status polls, so letting them overlap (rather than queue behind 2 cores and 1 GPU) is what shortens
 # the run. CPU_FACTOR=1 GPUS=1 gives the node as slurmd detects it. RealMemory a bit lower than detected.
-CPU_FACTOR=${CPU_FACTOR:-4}
+CPU_FACTOR=${CPU_FACTOR:-2}
 GPUS=${GPUS:-4}
 CPUS=$(( $(nproc) * CPU_FACTOR ))
 TOPO="CPUs=$CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$CPUS ThreadsPerCore=1"
