@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from svt.config import load_settings
+from svt.curves import read_log
 from svt.evaluate import eval_datasets, load_backbone
 from svt.index import read_index
 from svt.io import atomic_write, save_json
@@ -30,8 +31,7 @@ REVERSAL_FLOOR = 1e-3  # a reversal ratio below this is numerical noise: bf16/fp
 
 def mutual_information(log_path: str | Path, fraction: float = 0.1) -> tuple[float, float]:
     """The teacher's MI (nats) averaged over the first and the last `fraction` of the logged iterations."""
-    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
-    mi = [r["teacher_mutual_information"] for r in rows if "teacher_mutual_information" in r]
+    mi = [r["teacher_mutual_information"] for r in read_log(log_path) if "teacher_mutual_information" in r]
     if not mi:
         raise ValueError(f"{log_path}: no teacher_mutual_information logged (is it a pretraining log?)")
     q = max(1, int(len(mi) * fraction))

@@ -205,6 +205,11 @@ def get_learning_models(wildcards):
     return ["svt", *config["evaluation"]["baselines"]]
 
 
+def get_learning_checkpoints(wildcards):
+    """Each model's checkpoint, read for its reversal sensitivity (`random` has none)."""
+    return [c for m in get_learning_models(wildcards) for c in get_model_checkpoint(SimpleNamespace(model=m))]
+
+
 def get_learning_metrics(wildcards):
     return [
         f"results/eval/{m}/{LEARNING_SET}_{p}.json" for m in get_learning_models(wildcards) for p in ("knn", "linear")

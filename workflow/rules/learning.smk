@@ -9,10 +9,9 @@ LEARNING_SET = "ssv2"
 rule learning:
     input:
         get_learning_metrics,
+        get_learning_checkpoints,
         index=f"resources/index/{LEARNING_SET}.parquet",
         root=lambda wildcards: get_dataset_root(SimpleNamespace(dataset=LEARNING_SET)),
-        svt=PRETRAINED,
-        spatial_init=get_spatial_init(),
     output:
         md=report("results/learning.md", caption="../report/learning.rst", category="Learning check"),
         json="results/learning.json",
@@ -27,15 +26,9 @@ rule learning:
         **slurm_resources("default"),
     params:
         settings=lambda wildcards: job_settings(wf.evaluation_settings(config, LEARNING_SET)),
-        models=lambda wildcards, input: " ".join(
-            f"--model {m}={c}"
-            for m, c in zip(
-                get_learning_models(wildcards),
-                [
-                    input.svt,
-                    *["random" if b == "random" else input.spatial_init for b in config["evaluation"]["baselines"]],
-                ],
-            )
+        models=lambda wildcards: " ".join(
+            f"--model {m}={(get_model_checkpoint(SimpleNamespace(model=m)) or ['random'])[0]}"
+            for m in get_learning_models(wildcards)
         ),
         log=metrics_log("pretrain"),
     shell:
