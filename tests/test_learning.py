@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from svt.learning import mutual_information, report, verdicts
+import torch
+
+from svt.evaluate import load_backbone
+from svt.learning import mutual_information, report, verdicts, weight_change
+from svt.settings import evaluation
 from svt.stats import wilson
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +50,22 @@ def test_teacher_mi_is_averaged_over_the_first_and_last_tenth_of_the_log(tmp_pat
     assert mutual_information(log) == (1.0, 0.1)
 
 
+def test_weight_change_is_the_relative_l2_distance_from_the_weights_pretraining_started_from(tmp_path):
+    settings = evaluation({"model": {"preset": "vit_micro_patch8", "num_frames": 4, "img_size": 32},
+                           "slow_clip": {"frames": 4, "size": 32}, "slow_fast": False})
+    state = load_backbone("random", settings, torch.device("cpu"))[0].state_dict()
+    torch.save(state, tmp_path / "init.pth")
+    total = sum(float(v.pow(2).sum()) for v in state.values()) ** 0.5
+    step = torch.randn_like(state["blocks.0.mlp.fc1.weight"])
+    moved = {**state, "blocks.0.mlp.fc1.weight": state["blocks.0.mlp.fc1.weight"] + 0.03 * total * step / step.norm()}
+    torch.save(moved, tmp_path / "trained.pth")
+    assert weight_change(str(tmp_path / "init.pth"), str(tmp_path / "init.pth"), settings) == 0.0
+    assert abs(weight_change(str(tmp_path / "trained.pth"), str(tmp_path / "init.pth"), settings) - 0.03) < 1e-4
+    lines = [("a criterion", True)]
+    text = report("ssv2", {"svt": {"knn": metric(40), "linear": metric(40)}}, (0.4, 0.3), {"svt": 0.01}, lines, 0.005)
+    assert "by 0.50% (relative L2)" in text
+
+
 def test_the_learning_target_plans_data_pretraining_both_controls_and_the_report(tmp_path):
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "-d",
                           str(tmp_path), "--configfile", str(REPO / "config" / "learning.yaml"), "-n", "learning"],
@@ -56,3 +76,4 @@ def test_the_learning_target_plans_data_pretraining_both_controls_and_the_report
     assert counts == {"synthesize": 1, "index": 1, "spatial_init": 1, "pretrain": 1, "linear": 3, "learning": 1,
                       "total": 8}
     assert "--model svt=results/pretrain/svt_ssv2.pth --model random=random" in out.stdout
+    assert "--init resources/weights/spatial_init.pth" in out.stdout  # the report measures how far SVT moved

@@ -10,6 +10,7 @@ rule learning:
     input:
         get_learning_metrics,
         get_learning_checkpoints,
+        init=get_spatial_init(),
         index=f"resources/index/{LEARNING_SET}.parquet",
         root=lambda wildcards: get_dataset_root(SimpleNamespace(dataset=LEARNING_SET)),
     output:
@@ -31,6 +32,7 @@ rule learning:
             for m in get_learning_models(wildcards)
         ),
         log=metrics_log("pretrain"),
+        init=lambda wildcards, input: f"--init {input.init}" if input.init else "",
     shell:
         "svt learning --dataset " + LEARNING_SET + " {params.models} --log {params.log} "
-        "--config {params.settings:q} --index {input.index} --root {input.root} --out {output.md} > {log} 2>&1"
+        "{params.init} --config {params.settings:q} --index {input.index} --root {input.root} --out {output.md} > {log} 2>&1"
