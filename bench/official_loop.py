@@ -15,7 +15,9 @@ depth on), so the loops are all that differs.
 Printed for each loop: the teacher's mutual information between clip and prototype (svt.pretrain.teacher_stats:
 0 = collapse) and the loss over the first and last tenth of the run, and k-NN / linear top-1 of its teacher on a
 motion benchmark (mini-SSv2 here) with their 95% intervals.
-Usage: python bench/official_loop.py --official ~/src/svt --index ssv2.parquet --root DIR --work /tmp/official
+Usage (a venv with the official imports and this project importable; measured table: docs/demo-findings.md):
+    PYTHONPATH=. python bench/official_loop.py --official ~/src/svt --index ssv2.parquet --root DIR \\
+        --work /tmp/official --epochs 40
 """
 
 from __future__ import annotations
