@@ -143,6 +143,13 @@ def replica_digests(model: torch.nn.Module, d: Dist) -> list[str]:
     return digests
 
 
+def all_reduce(t: torch.Tensor, d: Dist, op: str = "sum") -> torch.Tensor:
+    """In place over every rank: op sum or max."""
+    if d.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return t
+
+
 def all_reduce_mean(t: torch.Tensor, d: Dist) -> torch.Tensor:
     if d.enabled:
         dist.all_reduce(t)

@@ -28,6 +28,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
+TEMPORAL_INITS = ("zero", "random")
+
+
 @dataclass(frozen=True)
 class BackboneConfig:
     embed_dim: int = 768
@@ -40,6 +43,7 @@ class BackboneConfig:
     drop_path_rate: float = 0.1
     pos_interpolation: str = "nearest"  # "nearest" reproduces the official model exactly
     in_chans: int = 3
+    temporal_init: str = "zero"  # zero: the official init (temporal branch a no-op); random: trunc-normal 0.02
 
     def __post_init__(self):
         if self.embed_dim % self.num_heads:
@@ -48,6 +52,8 @@ class BackboneConfig:
             raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
         if self.pos_interpolation not in ("nearest", "bilinear", "bicubic"):
             raise ValueError(f"pos_interpolation must be nearest, bilinear or bicubic, got {self.pos_interpolation!r}")
+        if self.temporal_init not in TEMPORAL_INITS:
+            raise ValueError(f"model.temporal_init must be {' or '.join(TEMPORAL_INITS)}, got {self.temporal_init!r}")
 
     @property
     def grid(self) -> int:
@@ -220,11 +226,18 @@ class VisionTransformer(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        # Zero temporal_fc in every block (the official init, through its loop quirk, zeroes all of them):
-        # at init the temporal branch is a no-op and the model is a per-frame image ViT.
+        # zero: temporal_fc zero in every block (the official init, through its loop quirk, zeroes all of them), so
+        # at init the temporal branch is a no-op and the model is a per-frame image ViT, blind to frame order.
+        # random: time_embed and temporal_fc drawn like every other weight, so the net sees order from the start.
+        random = self.cfg.temporal_init == "random"
+        if random:
+            trunc_normal_(self.time_embed, std=0.02)
         for blk in self.blocks:
-            nn.init.zeros_(blk.temporal_fc.weight)
             nn.init.zeros_(blk.temporal_fc.bias)
+            if random:
+                trunc_normal_(blk.temporal_fc.weight, std=0.02)
+            else:
+                nn.init.zeros_(blk.temporal_fc.weight)
 
     def set_fused_attention(self, fused: bool):
         """Switch every attention between torch SDPA (True) and the explicit softmax path (False)."""
@@ -307,9 +320,12 @@ class DINOHead(nn.Module):
         nn.init.kaiming_uniform_(self.last_layer.weight_v, a=math.sqrt(5))
         self.last_layer.weight_g.requires_grad_(not norm_last_layer)
 
-    def forward(self, x):
-        x = F.normalize(self.mlp(x), dim=-1, p=2)
-        return self.last_layer(x)
+    def forward(self, x, return_bottleneck: bool = False):
+        """Prototype logits; with return_bottleneck also the L2-normalised bottleneck they score (the KoLeo term's
+        input)."""
+        z = F.normalize(self.mlp(x), dim=-1, p=2)
+        out = self.last_layer(z)
+        return (out, z) if return_bottleneck else out
 
 
 class MultiCropWrapper(nn.Module):
@@ -323,10 +339,13 @@ class MultiCropWrapper(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, views: list[torch.Tensor], return_features: bool = False):
+    def forward(self, views: list[torch.Tensor], return_features: bool = False, return_bottleneck: bool = False):
+        """Logits; with return_features and / or return_bottleneck also the backbone CLS and the head's bottleneck,
+        in that order."""
         feats = torch.cat([self.backbone(torch.cat(group)) for group in group_views(views)])
-        out = self.head(feats)
-        return (out, feats) if return_features else out
+        out, z = self.head(feats, return_bottleneck=True) if return_bottleneck else (self.head(feats), None)
+        extra = [x for x, want in ((feats, return_features), (z, return_bottleneck)) if want]
+        return (out, *extra) if extra else out
 
 
 def group_views(views: list[torch.Tensor]) -> list[list[torch.Tensor]]:

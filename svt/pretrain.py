@@ -19,10 +19,10 @@ from svt import settings as settings_mod
 from svt.checkpoint import export_official, load_checkpoint
 from svt.config import load_settings
 from svt.data import PretrainDataset
-from svt.device import autocast, autocast_dtype, compile_blocks
+from svt.device import Dist, autocast, autocast_dtype, compile_blocks
 from svt.index import read_index
 from svt.io import WriteError
-from svt.loss import SVTLoss, view_pairs
+from svt.loss import SINGLE, SVTLoss, view_pairs
 from svt.model import MultiCropWrapper, VisionTransformer, backbone_config, build_head
 from svt.settings import Pretraining
 
@@ -57,26 +57,29 @@ def teacher_stats(t_logits: torch.Tensor, t_feats: torch.Tensor, center: torch.T
 
 def build_models(s: Pretraining, device) -> tuple[MultiCropWrapper, MultiCropWrapper]:
     m = s.model
-    bcfg = backbone_config(m.preset, num_frames=m.num_frames, img_size=m.img_size, drop_path_rate=m.drop_path_rate)
-    teacher_bcfg = bcfg if s.teacher_drop_path else backbone_config(
-        m.preset, num_frames=m.num_frames, img_size=m.img_size, drop_path_rate=0.0)
+    shape = dict(num_frames=m.num_frames, img_size=m.img_size, temporal_init=m.temporal_init)
+    bcfg = backbone_config(m.preset, drop_path_rate=m.drop_path_rate, **shape)
+    teacher_bcfg = bcfg if s.teacher_drop_path else backbone_config(m.preset, drop_path_rate=0.0, **shape)
     student = MultiCropWrapper(VisionTransformer(bcfg), build_head(bcfg.embed_dim, **vars(s.head)))
     teacher = MultiCropWrapper(VisionTransformer(teacher_bcfg), build_head(bcfg.embed_dim, **vars(s.head)))
     return student.to(device), teacher.to(device)
 
 
 def svt_loss(student, teacher, criterion: SVTLoss, views: list[torch.Tensor], pairs: list[tuple[int, int]],
-             teacher_temp: float, n_global: int, amp):
+             teacher_temp: float, n_global: int, amp, d: Dist = SINGLE):
     """Eq. 3 for one batch: the teacher sees its target views, the student the views it predicts them from
     (one backbone pass per distinct view shape). Returns loss, per-kind terms, teacher logits, teacher features."""
     t_ids = sorted({t for t, _ in pairs})
     s_ids = sorted({s for _, s in pairs})
+    koleo = criterion.koleo_weight > 0
     with autocast(views[0].device, amp):
         with torch.no_grad():
             t_logits, t_feats = teacher([views[i] for i in t_ids], return_features=True)
-        s_out = student([views[i] for i in s_ids]).chunk(len(s_ids))
-    loss, terms = criterion(dict(zip(s_ids, s_out)), dict(zip(t_ids, t_logits.chunk(len(t_ids)))), pairs,
-                            teacher_temp, n_global)
+        s_out = student([views[i] for i in s_ids], return_bottleneck=koleo)
+    s_logits, s_z = s_out if koleo else (s_out, None)
+    bottleneck = dict(zip(s_ids, s_z.chunk(len(s_ids)))) if koleo else None
+    loss, terms = criterion(dict(zip(s_ids, s_logits.chunk(len(s_ids)))), dict(zip(t_ids, t_logits.chunk(len(t_ids)))),
+                            pairs, teacher_temp, n_global, bottleneck, d)
     return loss, terms, t_logits, t_feats
 
 
@@ -106,7 +109,8 @@ class Pretrainer(engine.Task):
         compile_blocks(student, s.compile)
         compile_blocks(teacher, s.compile)
         self.n_global, self.n_local = s.views.global_views.count, s.views.local_views.count
-        self.criterion = SVTLoss(s.head.out_dim, s.loss.student_temp, s.loss.center_momentum).to(d.device)
+        self.criterion = SVTLoss(s.head.out_dim, s.loss.student_temp, s.loss.center_momentum, s.loss.centering,
+                                 s.loss.koleo_weight).to(d.device)
         self.optimizer = schedules.make_adamw(student, d.device)
         o, n = s.optim, iters_per_epoch
         self.lr = schedules.cosine_schedule(o.lr * o.batch_size / o.lr_reference_batch, o.min_lr, o.epochs, n,
@@ -150,7 +154,7 @@ class Pretrainer(engine.Task):
 
         pairs = view_pairs(vars(self.s.correspondences), self.n_global, self.n_local, self.teacher_globals(it))
         loss, terms, t_logits, t_feats = svt_loss(self.student, self.teacher, self.criterion, views, pairs, temp,
-                                                  self.n_global, self.amp)
+                                                  self.n_global, self.amp, self.d)
         engine.check_finite(loss, it, epoch, terms)
 
         self.optimizer.zero_grad(set_to_none=True)

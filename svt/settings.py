@@ -42,6 +42,7 @@ class Model:
     num_frames: int = 16  # temporal positional embedding stored for this many frames (16: the longest view)
     img_size: int | None = None  # None: the preset's (224 for ViT-B)
     drop_path_rate: float = 0.1  # stochastic depth of the student; evaluation backbones run without it
+    temporal_init: str = "zero"  # zero: official (temporal branch a no-op at init) | random (order-aware from the start)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Loss:
     warmup_teacher_temp: float = 0.04
     warmup_teacher_temp_epochs: int = 0
     center_momentum: float = 0.9
+    centering: str = "ema"  # ema: DINO's centre (paper) | sinkhorn: Sinkhorn-Knopp targets over the batch (DINOv2)
+    koleo_weight: float = 0.0  # DINOv2's KoLeo term on the student's global-view bottleneck; 0 = off (paper)
 
 
 @dataclass(frozen=True)
