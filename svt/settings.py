@@ -42,7 +42,7 @@ class Model:
     num_frames: int = 16  # temporal positional embedding stored for this many frames (16: the longest view)
     img_size: int | None = None  # None: the preset's (224 for ViT-B)
     drop_path_rate: float = 0.1  # stochastic depth of the student; evaluation backbones run without it
-    temporal_init: str = "zero"  # zero: official (temporal branch a no-op at init) | random (order-aware from the start)
+    temporal_init: str = "zero"  # zero: official (temporal branch a no-op at init) | random (sees order at init)
 
 
 @dataclass(frozen=True)
