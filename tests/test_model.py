@@ -83,6 +83,19 @@ def test_temporal_fc_is_zero_at_init_so_the_model_starts_as_a_per_frame_image_vi
     assert torch.all(model.time_embed == 0)
 
 
+def test_temporal_init_zero_is_the_official_order_blind_init_and_random_sees_frame_order_from_the_start():
+    clip = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        for init, blind in (("zero", True), ("random", False)):
+            torch.manual_seed(0)
+            model = build_backbone("vit_micro_patch8", img_size=32, num_frames=8, temporal_init=init).eval()
+            zeros = all(float(b.temporal_fc.weight.abs().max()) == 0 for b in model.blocks)
+            assert zeros == blind and (float(model.time_embed.abs().max()) == 0) == blind
+            assert torch.allclose(model(clip), model(clip.flip(2)), rtol=1e-4, atol=1e-5) == blind
+    with pytest.raises(ValueError, match="model.temporal_init"):
+        build_backbone("vit_micro_patch8", temporal_init="gaussian")
+
+
 def test_frame_order_reaches_the_features_only_through_the_time_embedding():
     """Temporal attention is permutation-equivariant over frames and the CLS feature averages them, so with the
     zero time_embed of the init a clip and its time reverse give one feature: why the random-init baseline cannot

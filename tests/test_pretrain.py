@@ -89,6 +89,77 @@ def test_the_centre_is_an_ema_of_the_teachers_batch_mean_logits():
     torch.testing.assert_close(crit.center, 0.9 * 0.2 + 0.1 * torch.full((1, 4), 10.0))
 
 
+def test_sinkhorn_targets_give_each_clip_a_distribution_and_each_prototype_an_equal_share_of_the_batch():
+    from svt.loss import sinkhorn_knopp
+
+    torch.manual_seed(0)
+    logits = torch.randn(12, 6) * 0.3
+    q = sinkhorn_knopp(logits, temp=0.04, iterations=50)
+    torch.testing.assert_close(q.sum(1), torch.ones(12))
+    torch.testing.assert_close(q.sum(0), torch.full((6,), 2.0), rtol=1e-3, atol=1e-3)  # 12 clips / 6 prototypes
+    # DINO's softmax would give one prototype to most clips when its logit is ahead for all of them
+    skewed = logits + torch.tensor([1.0, 0, 0, 0, 0, 0])
+    assert torch.softmax(skewed / 0.04, -1)[:, 0].mean() > 0.9
+    assert sinkhorn_knopp(skewed, 0.04, iterations=50)[:, 0].mean() == pytest.approx(1 / 6, abs=1e-3)
+
+
+def _sinkhorn_rank(rank: int, store: str, logits: torch.Tensor, out: str):
+    import torch.distributed as dist
+
+    from svt.device import Dist
+    from svt.loss import sinkhorn_knopp
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    half = logits.chunk(2)[rank]
+    torch.save(sinkhorn_knopp(half, 0.04, Dist(rank=rank, world_size=2)), f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_sinkhorn_over_two_gloo_ranks_equals_one_process_on_the_whole_batch(tmp_path):
+    from svt.loss import sinkhorn_knopp
+
+    torch.manual_seed(0)
+    logits = torch.randn(8, 5) * 0.2 + torch.arange(8.0)[:, None] / 20  # the two halves differ
+    torch.multiprocessing.spawn(_sinkhorn_rank, args=(str(tmp_path / "store"), logits, str(tmp_path / "q")),
+                                nprocs=2)
+    both = torch.cat([torch.load(tmp_path / f"q.{r}") for r in (0, 1)])
+    torch.testing.assert_close(both, sinkhorn_knopp(logits, 0.04))
+    assert not torch.allclose(both[:4], sinkhorn_knopp(logits[:4], 0.04))  # a per-rank Sinkhorn would differ
+
+
+def test_sinkhorn_centering_replaces_the_centred_softmax_in_the_loss():
+    torch.manual_seed(0)
+    from svt.loss import sinkhorn_knopp
+
+    crit = SVTLoss(16, centering="sinkhorn")
+    crit.center.fill_(5.0)  # unused by the targets under sinkhorn
+    s, t = {1: torch.randn(4, 16)}, {0: torch.randn(4, 16)}
+    loss, _ = crit(s, t, [(0, 1)], teacher_temp=0.04, n_global=2)
+    q = sinkhorn_knopp(t[0], 0.04)
+    torch.testing.assert_close(loss, -(q * torch.log_softmax(s[1] / 0.1, -1)).sum(-1).mean())
+    with pytest.raises(ValueError, match="loss.centering"):
+        SVTLoss(16, centering="softmax")
+
+
+def test_koleo_is_minus_the_mean_log_distance_to_the_nearest_other_clip_and_is_added_with_its_weight():
+    from svt.loss import koleo
+
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    d01, d02, d12 = 2 ** 0.5, (0.4 ** 2 + 0.8 ** 2) ** 0.5, (0.6 ** 2 + 0.2 ** 2) ** 0.5
+    expected = -torch.log(torch.tensor([d02, d12, d12])).mean()
+    assert d01 > d02 > d12
+    torch.testing.assert_close(koleo(z), expected, rtol=1e-5, atol=1e-6)
+    assert koleo(torch.eye(3)) < koleo(z)  # spread-out points score lower
+    crit = SVTLoss(2, koleo_weight=0.5)
+    s = {0: torch.randn(3, 2), 1: torch.randn(3, 2), 2: torch.randn(3, 2)}
+    plain, _ = SVTLoss(2)(s, {0: s[0]}, [(0, 1), (0, 2)], 0.04, 2)
+    loss, terms = crit(s, {0: s[0]}, [(0, 1), (0, 2)], 0.04, 2, bottleneck={1: z, 2: torch.eye(3)[:, :2]})
+    torch.testing.assert_close(terms["koleo"], koleo(z))  # global views only: view 2 is a local view
+    torch.testing.assert_close(loss, plain + 0.5 * koleo(z))
+    with pytest.raises(ValueError, match="bottleneck"):
+        crit(s, {0: s[0]}, [(0, 1)], 0.04, 2)
+
+
 def test_schedules_follow_the_paper_with_dinos_warmup():
     s = cosine_schedule(1.0, 0.0, epochs=20, iters_per_epoch=10, warmup_epochs=5)
     # DINO's cosine_scheduler: np.linspace(start, base, n) (peak at the last warm-up iteration), then the cosine
