@@ -151,7 +151,4 @@ def all_reduce(t: torch.Tensor, d: Dist, op: str = "sum") -> torch.Tensor:
 
 
 def all_reduce_mean(t: torch.Tensor, d: Dist) -> torch.Tensor:
-    if d.enabled:
-        dist.all_reduce(t)
-        t /= d.world_size
-    return t
+    return all_reduce(t, d).div_(d.world_size)

@@ -111,7 +111,7 @@ def sinkhorn_knopp(logits: torch.Tensor, temp: float, d: Dist = SINGLE, iteratio
     # The global maximum is one scalar, absorbed by the first normalisation; it keeps exp finite at small temp.
     top = all_reduce(logits.max().clone(), d, op="max")
     q = torch.exp((logits - top) / temp).t()  # (K, B)
-    n_clips = all_reduce(torch.tensor(float(q.shape[1]), device=q.device), d)
+    n_clips = q.shape[1] * d.world_size  # every rank holds an equal share of the global batch
     n_protos = q.shape[0]
     q /= all_reduce(q.sum(), d)
     for _ in range(iterations):

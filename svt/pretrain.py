@@ -76,9 +76,11 @@ def svt_loss(student, teacher, criterion: SVTLoss, views: list[torch.Tensor], pa
         with torch.no_grad():
             t_logits, t_feats = teacher([views[i] for i in t_ids], return_features=True)
         s_out = student([views[i] for i in s_ids], return_bottleneck=koleo)
-    s_logits, s_z = s_out if koleo else (s_out, None)
-    bottleneck = dict(zip(s_ids, s_z.chunk(len(s_ids)))) if koleo else None
-    loss, terms = criterion(dict(zip(s_ids, s_logits.chunk(len(s_ids)))), dict(zip(t_ids, t_logits.chunk(len(t_ids)))),
+    bottleneck = None
+    if koleo:
+        s_out, s_z = s_out
+        bottleneck = dict(zip(s_ids, s_z.chunk(len(s_ids))))
+    loss, terms = criterion(dict(zip(s_ids, s_out.chunk(len(s_ids)))), dict(zip(t_ids, t_logits.chunk(len(t_ids)))),
                             pairs, teacher_temp, n_global, bottleneck, d)
     return loss, terms, t_logits, t_feats
 
