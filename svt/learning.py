@@ -87,13 +87,18 @@ def cell(m: dict) -> str:
     return f"{m['top1']:.2f} [{i['low']:.1f}–{i['high']:.1f}]"
 
 
+def knn_label(m: dict) -> str:
+    """The k-NN column names its k, which the metrics JSON records: top-1 at k = 5 and k = 20 differ."""
+    return f"k-NN (k = {m['knn']['k']})" if "knn" in m else "k-NN"
+
+
 def report(dataset: str, metrics: dict, mi: tuple[float, float], reversal: dict, lines: list,
            moved: float | None = None) -> str:
     any_m = metrics[SVT]["knn"]
     out = [f"# Learning check: does SVT pretraining learn motion? ({dataset})", "",
            f"Top-1 (%) with its 95% Wilson interval on {any_m['videos_evaluated']} test videos of "
            f"{any_m['num_classes']} motion classes (chance {any_m['chance_top1']:.2f}).", "",
-           "| model | k-NN | linear | reversal sensitivity |", "|---|---|---|---|"]
+           f"| model | {knn_label(any_m)} | linear | reversal sensitivity |", "|---|---|---|---|"]
     out += [f"| {m} | {cell(metrics[m]['knn'])} | {cell(metrics[m]['linear'])} | {reversal[m]:.4f} |" for m in metrics]
     out += ["", f"Teacher mutual information (nats): {mi[0]:.3f} over the first 10% of iterations, {mi[1]:.3f} over "
             "the last 10%.", ""]

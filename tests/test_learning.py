@@ -43,6 +43,12 @@ def test_svt_learns_only_when_every_interval_is_apart_the_teacher_keeps_its_mi_a
     assert "Not shown: a criterion does not hold." in text and "- does not hold: teacher MI" in text
 
 
+def test_the_report_names_the_k_of_its_k_nn_column():
+    voted = {**metric(40), "knn": {"k": 20, "temperature": 0.07}}
+    text = report("ssv2", {"svt": {"knn": voted, "linear": metric(40)}}, (0.4, 0.3), {"svt": 0.01}, [("c", True)])
+    assert "| model | k-NN (k = 20) | linear |" in text
+
+
 def test_teacher_mi_is_averaged_over_the_first_and_last_tenth_of_the_log(tmp_path):
     log = tmp_path / "metrics.jsonl"
     log.write_text("".join(json.dumps({"iteration": i + 1, "teacher_mutual_information": v}) + "\n"
